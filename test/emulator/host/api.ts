@@ -25,6 +25,10 @@ export interface ProcessOptions {
   virtualTime?: boolean;
   logLevel?: LogLevel;                   // level of Envoy's `wasm` logger; default "info"
   onLog?: (e: LogEntry) => void;
+  /** added: logs keeps at most this many entries (oldest dropped); default 10000 */
+  maxLogEntries?: number;
+  /** added: randomness for FAIL_RELOAD backoff jitter (JitteredLowerBound); default Math.random */
+  random?: () => number;
 }
 
 export interface PluginOptions {
@@ -96,6 +100,19 @@ export interface FilterStream {
   /** downstream or upstream reset / connection close → on_log, on_done, on_delete */
   reset(reason: string): void;
   readonly ended: boolean;
+  // ---- added (host conventions) ----
+  // * after a `localReply` result the proxy writes the reply and then calls complete() (on_log/on_done/on_delete
+  //   run then, as in Envoy once the reply is sent); after a `reset` result the host has already run them.
+  // * LocalReply.headers starts with ":status" (Envoy's header map); the proxy skips pseudo-headers on the wire.
+  /** request/response trailers (§2.3); the filter may modify them */
+  decodeTrailers?(trailers: HeaderList): StepResult;
+  encodeTrailers?(trailers: HeaderList): StepResult;
+  /** dynamic metadata as another filter sets it: property metadata.filter_metadata.<ns>.<key> (§6.3) */
+  setDynamicMetadata?(ns: string, obj: Record<string, unknown>): void;
+  /** true when Envoy would hold the stream without answering (1.30–1.34 fail-closed, §2.5 F) */
+  readonly hung?: boolean;
+  /** number of request-header mutations/clear_route_cache calls (each clears Envoy's route cache) */
+  readonly routeCacheClears?: number;
 }
 
 export interface StatsView {

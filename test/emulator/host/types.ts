@@ -1,0 +1,65 @@
+// Internal types shared by the host modules.
+import type { FailurePolicy, LogEntry, LogLevel } from "./api.ts";
+import type { SharedDataStore } from "./shared_data.ts";
+import type { StatsStore } from "./stats.ts";
+import type { ParsedModule } from "./wasm_parse.ts";
+import type { StreamImpl } from "./stream.ts";
+import type { TickScheduler } from "./timers.ts";
+
+export type Abi = "0.1.0" | "0.2.0" | "0.2.1";
+
+export const LEVELS: LogLevel[] = ["trace", "debug", "info", "warn", "error", "critical"];
+
+export interface CompiledCode {
+  bytes: Uint8Array;
+  module: WebAssembly.Module;
+  parsed: ParsedModule;
+  abi: Abi;
+  allocator: "malloc" | "proxy_on_memory_allocate";
+}
+
+export interface NodeInfo { id?: string; cluster?: string; metadata?: Record<string, unknown> }
+
+/** What a VM needs from the process. */
+export interface ProcessCore {
+  readonly minor: number; // Envoy 1.<minor>
+  readonly logLevel: number;
+  readonly sharedData: SharedDataStore;
+  readonly stats: StatsStore;
+  readonly timers: TickScheduler;
+  readonly node: NodeInfo;
+  nowMs(): number;
+  monoNs(): bigint;
+  emitLog(e: LogEntry): void;
+}
+
+/** One filter config ("plugin") as the host keeps it. */
+export interface PluginRt {
+  name: string;
+  rootId: string;
+  vmId: string;
+  configuration: Uint8Array;
+  key: string;
+  failOpenField: boolean;
+  policy: FailurePolicy;
+  allowStop: boolean;
+  reloadBackoffMs: number;
+}
+
+export type CtxKind = "vm" | "root" | "stream";
+
+export class Ctx {
+  created = false;
+  /** root contexts: which start-up callback runs (buffer 7 availability, §2.2) */
+  phase: "" | "create" | "vm_start" | "configure" = "";
+  stream: StreamImpl | null = null;
+  /** root: on_done returned false during shutdown, waiting for proxy_done() */
+  awaitingDone = false;
+  readonly logPrefix: string;
+  constructor(readonly id: number, readonly kind: CtxKind, readonly plugin: PluginRt | null,
+              public root: Ctx | null, vmId: string) {
+    const parts = kind === "stream" ? [plugin!.name, plugin!.rootId, vmId]
+      : [plugin ? plugin.rootId : "", vmId];
+    this.logPrefix = parts.filter((p) => p !== "").map((p) => " " + p).join("");
+  }
+}
