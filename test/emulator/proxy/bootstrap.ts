@@ -1,0 +1,472 @@
+// Reads the subset of an Envoy v3 static bootstrap that the loopback proxy implements. Strict: any field outside the
+// subset is an error naming its path; nothing is silently ignored. The same envoy/envoy.yaml is used by real Envoy
+// (validated there with ../shared/tools/check-envoy-config.mjs), so this reader only has to say "supported or not".
+import { parse as parseYaml } from "yaml";
+
+export interface SocketAddress { address: string; port: number }
+
+export interface RouteEntry {
+  name: string;
+  match: { prefix?: string; path?: string };
+  cluster: string;
+  timeoutMs: number;      // 0 = disabled (default 15000)
+  idleTimeoutMs?: number; // per-route override of stream_idle_timeout
+}
+
+export interface VirtualHost { name: string; domains: string[]; routes: RouteEntry[] }
+
+export interface WasmFilterConfig {
+  filterName: string;          // http_filters[].name
+  name: string;                // PluginConfig.name
+  rootId: string;
+  vmId: string;
+  runtime: string;
+  filename: string;            // vm_config.code.local.filename
+  configuration: string;       // StringValue
+  vmConfiguration?: string;
+  failurePolicy?: "FAIL_CLOSED" | "FAIL_OPEN" | "FAIL_RELOAD";
+  failOpen?: boolean;
+  reloadBackoffMs?: number;
+  allowOnHeadersStopIteration?: boolean;
+  environment?: Record<string, string>;
+}
+
+export interface HcmConfig {
+  statPrefix: string;
+  codecType: string;
+  streamIdleTimeoutMs: number; // default 300000; 0 = disabled
+  websocketUpgrade: boolean;
+  allowConnect: boolean;
+  routeConfigName: string;
+  virtualHosts: VirtualHost[];
+  wasm?: WasmFilterConfig;     // the filter before the router, if present
+}
+
+export interface ClusterConfig {
+  name: string;
+  type: "STATIC" | "STRICT_DNS" | "LOGICAL_DNS";
+  connectTimeoutMs: number;    // default 5000
+  lbPolicy: "ROUND_ROBIN";
+  endpoints: SocketAddress[];
+}
+
+export interface ProxyBootstrap {
+  node: { id?: string; cluster?: string; metadata?: Record<string, unknown> };
+  admin?: SocketAddress;
+  statsTags: Array<{ tagName: string; regex: string }>;
+  useAllDefaultTags: boolean;
+  listener: { name: string; address: SocketAddress; hcm: HcmConfig };
+  clusters: Map<string, ClusterConfig>;
+}
+
+export class BootstrapError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`unsupported or invalid bootstrap for the loopback proxy:\n  ${problems.join("\n  ")}`);
+  }
+}
+
+const T_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+const T_WASM = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
+const T_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
+const T_STRING = "type.googleapis.com/google.protobuf.StringValue";
+
+type Obj = Record<string, unknown>;
+
+/** Parse YAML text (Envoy's bootstrap) and read it. */
+export function parseBootstrapYaml(text: string): ProxyBootstrap {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new BootstrapError([`yaml: ${(e as Error).message}`]);
+  }
+  return readBootstrap(doc);
+}
+
+/** Read an already-parsed bootstrap object. */
+export function readBootstrap(doc: unknown): ProxyBootstrap {
+  const r = new Reader();
+  const out = r.bootstrap(doc);
+  if (r.problems.length > 0 || !out) throw new BootstrapError(r.problems);
+  return out;
+}
+
+/** "300s", "0.25s", {seconds, nanos} → milliseconds. */
+export function durationMs(v: unknown): number | undefined {
+  if (typeof v === "string") {
+    const m = /^(\d+)(\.\d{1,9})?s$/.exec(v.trim());
+    if (!m) return undefined;
+    return Number(m[1]) * 1000 + (m[2] ? Math.round(Number(m[2]) * 1000) : 0);
+  }
+  if (v && typeof v === "object") {
+    const o = v as Obj;
+    const s = Number(o.seconds ?? 0);
+    const n = Number(o.nanos ?? 0);
+    if (Number.isFinite(s) && Number.isFinite(n)) return s * 1000 + Math.round(n / 1e6);
+  }
+  return undefined;
+}
+
+class Reader {
+  problems: string[] = [];
+
+  private err(path: string, why: string): void {
+    this.problems.push(`${path}: ${why}`);
+  }
+
+  /** Check v is an object whose keys are all in `allowed`; report every other key. */
+  private obj(path: string, v: unknown, allowed: string[]): Obj | undefined {
+    if (v === null || typeof v !== "object" || Array.isArray(v)) {
+      this.err(path, "expected an object");
+      return undefined;
+    }
+    const o = v as Obj;
+    for (const k of Object.keys(o)) {
+      if (!allowed.includes(k)) this.err(path ? `${path}.${k}` : k, "field not supported by the loopback proxy");
+    }
+    return o;
+  }
+
+  private list(path: string, v: unknown): unknown[] {
+    if (v === undefined) return [];
+    if (!Array.isArray(v)) {
+      this.err(path, "expected a list");
+      return [];
+    }
+    return v;
+  }
+
+  private str(path: string, v: unknown, required = false): string | undefined {
+    if (v === undefined || v === null) {
+      if (required) this.err(path, "required");
+      return undefined;
+    }
+    if (typeof v !== "string") {
+      this.err(path, "expected a string");
+      return undefined;
+    }
+    return v;
+  }
+
+  private port(path: string, v: unknown): number {
+    const n = typeof v === "string" ? Number(v) : v;
+    if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) {
+      this.err(path, "expected a port number 0..65535");
+      return 0;
+    }
+    return n;
+  }
+
+  private dur(path: string, v: unknown, dflt: number): number {
+    if (v === undefined) return dflt;
+    const ms = durationMs(v);
+    if (ms === undefined) {
+      this.err(path, `expected a duration like "300s"`);
+      return dflt;
+    }
+    return ms;
+  }
+
+  private socketAddress(path: string, v: unknown): SocketAddress | undefined {
+    const a = this.obj(path, v, ["socket_address"]);
+    if (!a) return undefined;
+    const s = this.obj(`${path}.socket_address`, a.socket_address, ["address", "port_value", "protocol"]);
+    if (!s) return undefined;
+    if (s.protocol !== undefined && s.protocol !== "TCP") this.err(`${path}.socket_address.protocol`, "only TCP");
+    return { address: this.str(`${path}.socket_address.address`, s.address, true) ?? "", port: this.port(`${path}.socket_address.port_value`, s.port_value) };
+  }
+
+  private any(path: string, v: unknown, type: string, allowed: string[]): Obj | undefined {
+    const o = this.obj(path, v, ["@type", ...allowed]);
+    if (!o) return undefined;
+    if (o["@type"] !== type) this.err(`${path}.@type`, `expected ${type}`);
+    return o;
+  }
+
+  bootstrap(doc: unknown): ProxyBootstrap | undefined {
+    const b = this.obj("", doc, ["node", "admin", "static_resources", "stats_config"]);
+    if (!b) return undefined;
+    const node: ProxyBootstrap["node"] = {};
+    if (b.node !== undefined) {
+      const n = this.obj("node", b.node, ["id", "cluster", "metadata"]);
+      if (n) {
+        node.id = this.str("node.id", n.id);
+        node.cluster = this.str("node.cluster", n.cluster);
+        if (n.metadata !== undefined) {
+          if (n.metadata && typeof n.metadata === "object" && !Array.isArray(n.metadata)) node.metadata = n.metadata as Obj;
+          else this.err("node.metadata", "expected an object (google.protobuf.Struct)");
+        }
+      }
+    }
+    let admin: SocketAddress | undefined;
+    if (b.admin !== undefined) {
+      const a = this.obj("admin", b.admin, ["address"]);
+      if (a) admin = this.socketAddress("admin.address", a.address);
+    }
+    const statsTags: ProxyBootstrap["statsTags"] = [];
+    let useAllDefaultTags = true;
+    if (b.stats_config !== undefined) {
+      const sc = this.obj("stats_config", b.stats_config, ["stats_tags", "use_all_default_tags"]);
+      if (sc) {
+        if (sc.use_all_default_tags !== undefined) {
+          if (typeof sc.use_all_default_tags !== "boolean") this.err("stats_config.use_all_default_tags", "expected a bool");
+          else useAllDefaultTags = sc.use_all_default_tags;
+        }
+        this.list("stats_config.stats_tags", sc.stats_tags).forEach((t, i) => {
+          const p = `stats_config.stats_tags[${i}]`;
+          const o = this.obj(p, t, ["tag_name", "regex"]);
+          if (!o) return;
+          const tagName = this.str(`${p}.tag_name`, o.tag_name, true) ?? "";
+          const regex = this.str(`${p}.regex`, o.regex, true) ?? "";
+          try {
+            new RegExp(regex);
+          } catch {
+            this.err(`${p}.regex`, "not a valid regular expression");
+          }
+          statsTags.push({ tagName, regex });
+        });
+      }
+    }
+    const sr = this.obj("static_resources", b.static_resources, ["listeners", "clusters"]);
+    if (!sr) return undefined;
+    const listeners = this.list("static_resources.listeners", sr.listeners);
+    if (listeners.length !== 1) {
+      this.err("static_resources.listeners", `exactly one listener is supported (found ${listeners.length})`);
+      if (listeners.length === 0) return undefined;
+    }
+    const listener = this.listener("static_resources.listeners[0]", listeners[0]);
+    const clusters = new Map<string, ClusterConfig>();
+    this.list("static_resources.clusters", sr.clusters).forEach((c, i) => {
+      const cl = this.cluster(`static_resources.clusters[${i}]`, c);
+      if (!cl) return;
+      if (clusters.has(cl.name)) this.err(`static_resources.clusters[${i}].name`, `duplicate cluster ${cl.name}`);
+      clusters.set(cl.name, cl);
+    });
+    if (listener) {
+      for (const vh of listener.hcm.virtualHosts) {
+        for (const r of vh.routes) {
+          if (!clusters.has(r.cluster)) this.err(`route ${vh.name}/${r.name || "?"}`, `unknown cluster ${r.cluster}`);
+        }
+      }
+    }
+    if (!listener) return undefined;
+    return { node, admin, statsTags, useAllDefaultTags, listener, clusters };
+  }
+
+  private listener(path: string, v: unknown): ProxyBootstrap["listener"] | undefined {
+    const l = this.obj(path, v, ["name", "address", "filter_chains"]);
+    if (!l) return undefined;
+    const name = this.str(`${path}.name`, l.name) ?? "listener_0";
+    const address = this.socketAddress(`${path}.address`, l.address);
+    const chains = this.list(`${path}.filter_chains`, l.filter_chains);
+    if (chains.length !== 1) {
+      this.err(`${path}.filter_chains`, `exactly one filter chain is supported (found ${chains.length})`);
+      if (chains.length === 0) return undefined;
+    }
+    const fc = this.obj(`${path}.filter_chains[0]`, chains[0], ["filters"]);
+    if (!fc) return undefined;
+    const filters = this.list(`${path}.filter_chains[0].filters`, fc.filters);
+    if (filters.length !== 1) {
+      this.err(`${path}.filter_chains[0].filters`, "exactly one network filter (the HTTP connection manager) is supported");
+      if (filters.length === 0) return undefined;
+    }
+    const fp = `${path}.filter_chains[0].filters[0]`;
+    const f = this.obj(fp, filters[0], ["name", "typed_config"]);
+    if (!f) return undefined;
+    if (f.name !== "envoy.filters.network.http_connection_manager") this.err(`${fp}.name`, "only envoy.filters.network.http_connection_manager");
+    const hcm = this.hcm(`${fp}.typed_config`, f.typed_config);
+    if (!hcm || !address) return undefined;
+    return { name, address, hcm };
+  }
+
+  private hcm(path: string, v: unknown): HcmConfig | undefined {
+    const h = this.any(path, v, T_HCM, [
+      "stat_prefix", "codec_type", "stream_idle_timeout", "upgrade_configs", "http2_protocol_options", "route_config", "http_filters",
+    ]);
+    if (!h) return undefined;
+    const statPrefix = this.str(`${path}.stat_prefix`, h.stat_prefix, true) ?? "";
+    const codecType = this.str(`${path}.codec_type`, h.codec_type) ?? "AUTO";
+    if (!["AUTO", "HTTP1"].includes(codecType)) this.err(`${path}.codec_type`, "only AUTO (served as HTTP/1.1) or HTTP1");
+    const streamIdleTimeoutMs = this.dur(`${path}.stream_idle_timeout`, h.stream_idle_timeout, 300_000);
+    let websocketUpgrade = false;
+    this.list(`${path}.upgrade_configs`, h.upgrade_configs).forEach((u, i) => {
+      const p = `${path}.upgrade_configs[${i}]`;
+      const o = this.obj(p, u, ["upgrade_type", "enabled"]);
+      if (!o) return;
+      const t = this.str(`${p}.upgrade_type`, o.upgrade_type, true) ?? "";
+      if (t.toLowerCase() !== "websocket") this.err(`${p}.upgrade_type`, "only websocket");
+      if (o.enabled !== undefined && typeof o.enabled !== "boolean") this.err(`${p}.enabled`, "expected a bool");
+      websocketUpgrade = o.enabled !== false;
+    });
+    let allowConnect = false;
+    if (h.http2_protocol_options !== undefined) {
+      const o = this.obj(`${path}.http2_protocol_options`, h.http2_protocol_options, ["allow_connect"]);
+      if (o && o.allow_connect !== undefined) {
+        if (typeof o.allow_connect !== "boolean") this.err(`${path}.http2_protocol_options.allow_connect`, "expected a bool");
+        else allowConnect = o.allow_connect;
+      }
+    }
+    const rc = this.obj(`${path}.route_config`, h.route_config, ["name", "virtual_hosts"]);
+    const routeConfigName = (rc && this.str(`${path}.route_config.name`, rc.name)) ?? "";
+    const virtualHosts: VirtualHost[] = [];
+    if (rc) {
+      this.list(`${path}.route_config.virtual_hosts`, rc.virtual_hosts).forEach((vh, i) => {
+        const vp = `${path}.route_config.virtual_hosts[${i}]`;
+        const o = this.obj(vp, vh, ["name", "domains", "routes"]);
+        if (!o) return;
+        const domains = this.list(`${vp}.domains`, o.domains).map((d, j) => this.str(`${vp}.domains[${j}]`, d) ?? "");
+        const routes: RouteEntry[] = [];
+        this.list(`${vp}.routes`, o.routes).forEach((r, j) => {
+          const re = this.route(`${vp}.routes[${j}]`, r);
+          if (re) routes.push(re);
+        });
+        virtualHosts.push({ name: this.str(`${vp}.name`, o.name, true) ?? "", domains, routes });
+      });
+    }
+    const filters = this.list(`${path}.http_filters`, h.http_filters);
+    let wasm: WasmFilterConfig | undefined;
+    filters.forEach((f, i) => {
+      const fp = `${path}.http_filters[${i}]`;
+      const o = this.obj(fp, f, ["name", "typed_config"]);
+      if (!o) return;
+      const isLast = i === filters.length - 1;
+      if (isLast) {
+        if (o.name !== "envoy.filters.http.router") this.err(`${fp}.name`, "the last HTTP filter must be envoy.filters.http.router");
+        this.any(`${fp}.typed_config`, o.typed_config, T_ROUTER, []);
+        return;
+      }
+      if (o.name !== "envoy.filters.http.wasm") {
+        this.err(`${fp}.name`, "only envoy.filters.http.wasm (then the router) is supported");
+        return;
+      }
+      if (wasm) {
+        this.err(fp, "only one Wasm filter is supported");
+        return;
+      }
+      wasm = this.wasm(`${fp}.typed_config`, o.typed_config, String(o.name));
+    });
+    if (filters.length === 0) this.err(`${path}.http_filters`, "at least the router is required");
+    return { statPrefix, codecType, streamIdleTimeoutMs, websocketUpgrade, allowConnect, routeConfigName, virtualHosts, wasm };
+  }
+
+  private route(path: string, v: unknown): RouteEntry | undefined {
+    const o = this.obj(path, v, ["name", "match", "route"]);
+    if (!o) return undefined;
+    const m = this.obj(`${path}.match`, o.match, ["prefix", "path"]);
+    const match: RouteEntry["match"] = {};
+    if (m) {
+      if (m.prefix !== undefined && m.path !== undefined) this.err(`${path}.match`, "prefix and path are a oneof");
+      if (m.prefix !== undefined) match.prefix = this.str(`${path}.match.prefix`, m.prefix);
+      else if (m.path !== undefined) match.path = this.str(`${path}.match.path`, m.path);
+      else this.err(`${path}.match`, "prefix or path required");
+    }
+    const ra = this.obj(`${path}.route`, o.route, ["cluster", "timeout", "idle_timeout"]);
+    if (!ra) return undefined;
+    return {
+      name: this.str(`${path}.name`, o.name) ?? "",
+      match,
+      cluster: this.str(`${path}.route.cluster`, ra.cluster, true) ?? "",
+      timeoutMs: this.dur(`${path}.route.timeout`, ra.timeout, 15_000),
+      idleTimeoutMs: ra.idle_timeout === undefined ? undefined : this.dur(`${path}.route.idle_timeout`, ra.idle_timeout, 0),
+    };
+  }
+
+  private stringValue(path: string, v: unknown): string | undefined {
+    if (v === undefined) return undefined;
+    const o = this.any(path, v, T_STRING, ["value"]);
+    if (!o) return undefined;
+    return this.str(`${path}.value`, o.value) ?? "";
+  }
+
+  private wasm(path: string, v: unknown, filterName: string): WasmFilterConfig | undefined {
+    const w = this.any(path, v, T_WASM, ["config"]);
+    if (!w) return undefined;
+    const cp = `${path}.config`;
+    const c = this.obj(cp, w.config, [
+      "name", "root_id", "vm_config", "configuration", "failure_policy", "fail_open", "reload_config", "allow_on_headers_stop_iteration",
+    ]);
+    if (!c) return undefined;
+    const vp = `${cp}.vm_config`;
+    const vm = this.obj(vp, c.vm_config, ["vm_id", "runtime", "code", "configuration", "environment_variables"]);
+    if (!vm) return undefined;
+    const code = this.obj(`${vp}.code`, vm.code, ["local"]);
+    const local = code && this.obj(`${vp}.code.local`, code.local, ["filename"]);
+    const filename = (local && this.str(`${vp}.code.local.filename`, local.filename, true)) ?? "";
+    let environment: Record<string, string> | undefined;
+    if (vm.environment_variables !== undefined) {
+      const ev = this.obj(`${vp}.environment_variables`, vm.environment_variables, ["key_values"]);
+      if (ev && ev.key_values !== undefined) {
+        const kv = this.obj(`${vp}.environment_variables.key_values`, ev.key_values, Object.keys(ev.key_values as Obj ?? {}));
+        if (kv) environment = Object.fromEntries(Object.entries(kv).map(([k, val]) => [k, String(val)]));
+      }
+    }
+    let failurePolicy: WasmFilterConfig["failurePolicy"];
+    if (c.failure_policy !== undefined) {
+      const fp = String(c.failure_policy).toUpperCase();
+      if (fp === "FAIL_CLOSED" || fp === "FAIL_OPEN" || fp === "FAIL_RELOAD") failurePolicy = fp;
+      else this.err(`${cp}.failure_policy`, "expected FAIL_CLOSED, FAIL_OPEN or FAIL_RELOAD");
+    }
+    let failOpen: boolean | undefined;
+    if (c.fail_open !== undefined) {
+      if (typeof c.fail_open !== "boolean") this.err(`${cp}.fail_open`, "expected a bool");
+      else failOpen = c.fail_open;
+    }
+    let reloadBackoffMs: number | undefined;
+    if (c.reload_config !== undefined) {
+      const rc = this.obj(`${cp}.reload_config`, c.reload_config, ["backoff"]);
+      const bo = rc && rc.backoff !== undefined ? this.obj(`${cp}.reload_config.backoff`, rc.backoff, ["base_interval"]) : undefined;
+      if (bo && bo.base_interval !== undefined) reloadBackoffMs = this.dur(`${cp}.reload_config.backoff.base_interval`, bo.base_interval, 1000);
+    }
+    if (c.allow_on_headers_stop_iteration !== undefined && typeof c.allow_on_headers_stop_iteration !== "boolean") {
+      this.err(`${cp}.allow_on_headers_stop_iteration`, "expected a bool");
+    }
+    return {
+      filterName,
+      name: this.str(`${cp}.name`, c.name) ?? "",
+      rootId: this.str(`${cp}.root_id`, c.root_id) ?? "",
+      vmId: this.str(`${vp}.vm_id`, vm.vm_id) ?? "",
+      runtime: this.str(`${vp}.runtime`, vm.runtime) ?? "",
+      filename,
+      configuration: this.stringValue(`${cp}.configuration`, c.configuration) ?? "",
+      vmConfiguration: this.stringValue(`${vp}.configuration`, vm.configuration),
+      failurePolicy,
+      failOpen,
+      reloadBackoffMs,
+      allowOnHeadersStopIteration: c.allow_on_headers_stop_iteration as boolean | undefined,
+      environment,
+    };
+  }
+
+  private cluster(path: string, v: unknown): ClusterConfig | undefined {
+    const c = this.obj(path, v, ["name", "type", "connect_timeout", "lb_policy", "load_assignment"]);
+    if (!c) return undefined;
+    const name = this.str(`${path}.name`, c.name, true) ?? "";
+    const type = String(c.type ?? "STATIC").toUpperCase();
+    if (type !== "STATIC" && type !== "STRICT_DNS" && type !== "LOGICAL_DNS") this.err(`${path}.type`, "only STATIC, STRICT_DNS, LOGICAL_DNS");
+    const lb = String(c.lb_policy ?? "ROUND_ROBIN").toUpperCase();
+    if (lb !== "ROUND_ROBIN") this.err(`${path}.lb_policy`, "only ROUND_ROBIN");
+    const endpoints: SocketAddress[] = [];
+    const la = this.obj(`${path}.load_assignment`, c.load_assignment, ["cluster_name", "endpoints"]);
+    if (la) {
+      this.list(`${path}.load_assignment.endpoints`, la.endpoints).forEach((e, i) => {
+        const ep = `${path}.load_assignment.endpoints[${i}]`;
+        const o = this.obj(ep, e, ["lb_endpoints"]);
+        if (!o) return;
+        this.list(`${ep}.lb_endpoints`, o.lb_endpoints).forEach((le, j) => {
+          const lp = `${ep}.lb_endpoints[${j}]`;
+          const lo = this.obj(lp, le, ["endpoint"]);
+          const en = lo && this.obj(`${lp}.endpoint`, lo.endpoint, ["address"]);
+          const sa = en && this.socketAddress(`${lp}.endpoint.address`, en.address);
+          if (sa) endpoints.push(sa);
+        });
+      });
+    }
+    return {
+      name,
+      type: type as ClusterConfig["type"],
+      connectTimeoutMs: this.dur(`${path}.connect_timeout`, c.connect_timeout, 5000),
+      lbPolicy: "ROUND_ROBIN",
+      endpoints,
+    };
+  }
+}

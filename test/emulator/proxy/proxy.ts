@@ -1,0 +1,438 @@
+// The loopback proxy: an Envoy-like HTTP/1.1 proxy driven by the same envoy/envoy.yaml real Envoy uses, with the
+// ws-governor Wasm filter running in the proxy-wasm host emulator (test/emulator/host/). Listener and admin bind to
+// 127.0.0.1 only. Downstream connections are spread over the worker VMs round robin (Envoy's listener balancing).
+import { readFileSync } from "node:fs";
+import http from "node:http";
+import type net from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type {
+  EnvoyProcessApi, EnvoyVersion, FilterStream, LogEntry, LogLevel, PluginHandle, PluginOptions, ProcessOptions,
+} from "../host/api.ts";
+import { readBootstrap, parseBootstrapYaml, type ClusterConfig, type ProxyBootstrap, type RouteEntry, type SocketAddress } from "./bootstrap.ts";
+import { headerValue, isUpgradeRequest, rawPairs, requestHeadersForFilter, upgradeType, responseHead } from "./headers.ts";
+import { ProxyStats, parseStatsText } from "./stats.ts";
+import { ProxyStream, type StreamEnv } from "./stream.ts";
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+export const DEFAULT_CONFIG_PATH = path.join(REPO_ROOT, "envoy/envoy.yaml");
+
+export interface ProxyOptions {
+  /** envoy bootstrap file (default envoy/envoy.yaml) … */
+  configPath?: string;
+  /** … or its content: YAML text or an already parsed object */
+  config?: string | object;
+  /** module to load instead of vm_config.code.local.filename (default: /etc/envoy/<f>.wasm → build/<f>.wasm) */
+  wasmPath?: string;
+  /** replaces the plugin configuration StringValue from the bootstrap */
+  pluginConfiguration?: string;
+  concurrency?: number;                 // worker VMs, default 2
+  envoyVersion?: EnvoyVersion;          // default "1.36"
+  clusterOverrides?: Record<string, Array<{ host: string; port: number }>>;
+  listenerPortOverride?: number;        // 0 = any free port
+  adminPortOverride?: number;           // 0 = any free port
+  /** "wasm" (default) runs the filter; "passthrough" skips it (proxy self-tests without the host emulator) */
+  filter?: "wasm" | "passthrough";
+  /** test hook: use this plugin (and optional process) instead of loading the host emulator */
+  plugin?: PluginHandle;
+  process?: EnvoyProcessApi;
+  logLevel?: LogLevel;
+  onLog?: (e: LogEntry) => void;
+  /** extra admin routes, e.g. a demo page: path → handler */
+  adminRoutes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
+}
+
+export interface EndpointState {
+  cluster: string;
+  address: string;       // "host:port"
+  activeUpgrades: number;
+  totalUpgrades: number;
+}
+
+export interface RunningProxy {
+  readonly listenerPort: number;
+  readonly adminPort: number;
+  readonly bootstrap: ProxyBootstrap;
+  readonly host?: EnvoyProcessApi;
+  readonly plugin?: PluginHandle;
+  url(p?: string): string;
+  wsUrl(p?: string): string;
+  adminUrl(p?: string): string;
+  /** merged /stats view (host wasm stats + proxy stats) */
+  statsText(): string;
+  statsPrometheus(): string;
+  stat(name: string): number | undefined;
+  endpoints(): EndpointState[];
+  demoState(): DemoState;
+  close(): Promise<void>;
+}
+
+export interface DemoState {
+  time: string;
+  listener: string;
+  pods: EndpointState[];
+  governor: {
+    activeConnections?: number;
+    upgrades?: number;
+    accepted?: number;
+    released?: number;
+    rejected: Record<string, number>;
+    shadowRejected: Record<string, number>;
+  };
+  proxy: { upgradesActive: number; upgradesTotal: number };
+}
+
+export class ProxyStartError extends Error {}
+
+/** Resolve the module file the same way for every caller (documented in envoy/README.md). */
+export function resolveWasmPath(filename: string, override?: string): string {
+  if (override) return override;
+  if (filename.startsWith("/etc/envoy/")) return path.join(REPO_ROOT, "build", path.basename(filename));
+  return path.isAbsolute(filename) ? filename : path.join(REPO_ROOT, filename);
+}
+
+function loadBootstrap(opts: ProxyOptions): ProxyBootstrap {
+  if (opts.config !== undefined) {
+    return typeof opts.config === "string" ? parseBootstrapYaml(opts.config) : readBootstrap(opts.config);
+  }
+  return parseBootstrapYaml(readFileSync(opts.configPath ?? DEFAULT_CONFIG_PATH, "utf8"));
+}
+
+type HostModule = { EnvoyProcess: new (o: ProcessOptions) => EnvoyProcessApi };
+
+async function loadHostModule(): Promise<HostModule> {
+  const spec = "../host/index.ts"; // resolved at run time: the host is developed separately
+  try {
+    const mod = (await import(spec)) as Partial<HostModule>;
+    if (typeof mod.EnvoyProcess !== "function") throw new Error("test/emulator/host/index.ts does not export EnvoyProcess");
+    return mod as HostModule;
+  } catch (e) {
+    throw new ProxyStartError(`cannot load the proxy-wasm host emulator (test/emulator/host/index.ts): ${(e as Error).message}`);
+  }
+}
+
+export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy> {
+  const bs = loadBootstrap(opts);
+  for (const [name, eps] of Object.entries(opts.clusterOverrides ?? {})) {
+    const c = bs.clusters.get(name);
+    if (!c) throw new ProxyStartError(`clusterOverrides: unknown cluster ${name}`);
+    c.endpoints = eps.map((e) => ({ address: e.host, port: e.port }));
+  }
+  const hcm = bs.listener.hcm;
+  const concurrency = opts.concurrency ?? 2;
+
+  // ---- the Wasm filter
+  let host: EnvoyProcessApi | undefined = opts.process;
+  let plugin: PluginHandle | undefined = opts.plugin;
+  const logs: LogEntry[] = [];
+  if (!plugin && hcm.wasm && (opts.filter ?? "wasm") === "wasm") {
+    const w = hcm.wasm;
+    const file = resolveWasmPath(w.filename, opts.wasmPath);
+    let wasm: Uint8Array;
+    try {
+      wasm = readFileSync(file);
+    } catch (e) {
+      throw new ProxyStartError(`Wasm module ${w.filename} (read from ${file}): ${(e as Error).message}`);
+    }
+    if (!host) {
+      const { EnvoyProcess } = await loadHostModule();
+      host = new EnvoyProcess({
+        envoyVersion: opts.envoyVersion ?? "1.36",
+        concurrency,
+        node: bs.node,
+        statsTags: bs.statsTags,
+        useAllDefaultTags: bs.useAllDefaultTags,
+        virtualTime: false,
+        logLevel: opts.logLevel ?? "info",
+        onLog: (e) => {
+          logs.push(e);
+          if (logs.length > 1000) logs.shift();
+          opts.onLog?.(e);
+        },
+      });
+    }
+    const p: PluginOptions = {
+      wasm,
+      name: w.name,
+      rootId: w.rootId,
+      vmId: w.vmId,
+      runtime: w.runtime,
+      configuration: opts.pluginConfiguration ?? w.configuration,
+      vmConfiguration: w.vmConfiguration,
+      failurePolicy: w.failurePolicy,
+      failOpen: w.failOpen,
+      reloadBackoffMs: w.reloadBackoffMs,
+      allowOnHeadersStopIteration: w.allowOnHeadersStopIteration,
+      environment: w.environment,
+    };
+    try {
+      plugin = host.addPlugin(p);
+    } catch (e) {
+      host.close();
+      const logLines = (host.logs ?? logs).filter((l) => ["warn", "error", "critical"].includes(l.level)).map((l) => `  ${l.line}`);
+      throw new ProxyStartError(
+        `Wasm filter ${w.name} rejected at load: ${(e as Error).message}` + (logLines.length ? `\n${logLines.join("\n")}` : ""),
+        { cause: e },
+      );
+    }
+  }
+
+  // ---- proxy stats
+  const stats = new ProxyStats();
+  const sp = hcm.statPrefix;
+  for (const n of ["downstream_cx_total", "downstream_rq_total", "downstream_cx_upgrades_total"]) stats.define(`http.${sp}.${n}`, "counter");
+  for (const n of ["downstream_cx_active", "downstream_cx_upgrades_active"]) stats.define(`http.${sp}.${n}`, "gauge");
+  for (const c of bs.clusters.values()) {
+    stats.define(`cluster.${c.name}.upstream_rq_total`, "counter");
+    stats.define(`cluster.${c.name}.upstream_cx_connect_fail`, "counter");
+  }
+
+  // ---- routing and load balancing
+  const rr = new Map<string, number>();
+  const endpointState = new Map<string, EndpointState>();
+  for (const c of bs.clusters.values()) {
+    for (const e of c.endpoints) {
+      const key = `${e.address}:${e.port}`;
+      endpointState.set(key, { cluster: c.name, address: key, activeUpgrades: 0, totalUpgrades: 0 });
+    }
+  }
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  const streams = new Set<ProxyStream>();
+  let connectionIds = 0;
+  const env: StreamEnv = {
+    stats,
+    statPrefix: sp,
+    hcm,
+    agent,
+    route: (h) => matchRoute(bs, h),
+    cluster: (n) => bs.clusters.get(n),
+    pickEndpoint: (c: ClusterConfig): SocketAddress | undefined => {
+      if (c.endpoints.length === 0) return undefined;
+      const i = rr.get(c.name) ?? 0;
+      rr.set(c.name, i + 1);
+      return c.endpoints[i % c.endpoints.length];
+    },
+    upgradeActive: (key, delta) => {
+      const e = endpointState.get(key);
+      if (!e) return;
+      e.activeUpgrades = Math.max(0, e.activeUpgrades + delta);
+      if (delta > 0) e.totalUpgrades += delta;
+    },
+    forget: (s) => streams.delete(s),
+    nextConnectionId: () => ++connectionIds,
+  };
+
+  // ---- listener
+  const connInfo = new WeakMap<net.Socket, { id: number; worker: number }>();
+  const openSockets = new Set<net.Socket>();
+  let nextWorker = 0;
+  const server = http.createServer({ keepAlive: true });
+  server.on("connection", (s: net.Socket) => {
+    connInfo.set(s, { id: ++connectionIds, worker: nextWorker++ % concurrency });
+    openSockets.add(s);
+    stats.inc(`http.${sp}.downstream_cx_total`);
+    stats.gaugeAdd(`http.${sp}.downstream_cx_active`, 1);
+    s.on("close", () => {
+      openSockets.delete(s);
+      stats.gaugeAdd(`http.${sp}.downstream_cx_active`, -1);
+    });
+  });
+  const newFilterStream = (s: net.Socket): FilterStream | undefined => {
+    if (!plugin) return undefined;
+    const ci = connInfo.get(s) ?? { id: ++connectionIds, worker: 0 };
+    return plugin.newStream(ci.worker, {
+      id: ci.id,
+      sourceAddress: `${s.remoteAddress ?? "127.0.0.1"}:${s.remotePort ?? 0}`,
+      destinationAddress: `${s.localAddress ?? "127.0.0.1"}:${s.localPort ?? 0}`,
+      protocol: "HTTP/1.1",
+    });
+  };
+  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
+    stats.inc(`http.${sp}.downstream_rq_total`);
+    const headers = requestHeadersForFilter(req, false);
+    const len = Number(req.headers["content-length"] ?? 0);
+    const hasBody = len > 0 || /chunked/i.test(String(req.headers["transfer-encoding"] ?? ""));
+    const st = new ProxyStream(env, { kind: "http", req, res }, newFilterStream(req.socket));
+    streams.add(st);
+    st.start(headers, !hasBody);
+  });
+  server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    stats.inc(`http.${sp}.downstream_rq_total`);
+    const pairs = rawPairs(req.rawHeaders);
+    if (!isUpgradeRequest(pairs) || !hcm.websocketUpgrade || upgradeType(pairs) !== "websocket") {
+      // upgrade not allowed: 403 upgrade_failed before the filter sees headers (§2.5 D), connection closed
+      stats.inc(`http.${sp}.downstream_rq_4xx`);
+      socket.end(responseHead(403, "Forbidden", [["content-length", "0"], ["date", new Date().toUTCString()], ["server", "envoy"], ["connection", "close"]]));
+      return;
+    }
+    const st = new ProxyStream(env, { kind: "upgrade", req, socket, head }, newFilterStream(socket));
+    streams.add(st);
+    st.start(requestHeadersForFilter(req, true), false);
+  });
+  server.on("clientError", (_err, socket: net.Socket) => {
+    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+  });
+
+  const listenPort = opts.listenerPortOverride ?? bs.listener.address.port;
+  await listen(server, listenPort, "listener");
+
+  // ---- admin
+  const statsText = (): string => {
+    const lines = [...(host ? host.stats.renderText().split("\n") : []), ...stats.textLines()].filter((l) => l.trim() !== "");
+    return lines.sort().join("\n") + "\n";
+  };
+  const statsPrometheus = (): string => (host ? host.stats.renderPrometheus() : "") + stats.renderPrometheus();
+  const demoState = (): DemoState => {
+    const m = parseStatsText(statsText());
+    const byTag = (prefix: string) => {
+      const out: Record<string, number> = {};
+      for (const [k, v] of m) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v;
+      return out;
+    };
+    return {
+      time: new Date().toISOString(),
+      listener: `ws://127.0.0.1:${port(server)}`,
+      pods: [...endpointState.values()].map((e) => ({ ...e })),
+      governor: {
+        activeConnections: m.get("wasmcustom.ws_governor.active_connections"),
+        upgrades: m.get("wasmcustom.ws_governor.upgrades_total"),
+        accepted: m.get("wasmcustom.ws_governor.accepted_total"),
+        released: m.get("wasmcustom.ws_governor.released_total"),
+        rejected: byTag("wasmcustom.ws_governor.rejected_total.reason."),
+        shadowRejected: byTag("wasmcustom.ws_governor.shadow_rejected_total.reason."),
+      },
+      proxy: {
+        upgradesActive: stats.get(`http.${sp}.downstream_cx_upgrades_active`) ?? 0,
+        upgradesTotal: stats.get(`http.${sp}.downstream_cx_upgrades_total`) ?? 0,
+      },
+    };
+  };
+  let closing: Promise<void> | undefined;
+  const admin = http.createServer((req, res) => {
+    const u = new URL(req.url ?? "/", "http://admin");
+    const send = (status: number, type: string, body: string) => {
+      res.writeHead(status, { "content-type": type, "cache-control": "no-cache, max-age=0" });
+      res.end(body);
+    };
+    const custom = opts.adminRoutes?.[u.pathname];
+    if (custom) return custom(req, res);
+    switch (u.pathname) {
+      case "/ready":
+        return send(closing ? 503 : 200, "text/plain; charset=UTF-8", closing ? "DRAINING\n" : "LIVE\n");
+      case "/stats": {
+        if (u.searchParams.has("format") && u.searchParams.get("format") === "prometheus") return send(200, "text/plain; charset=UTF-8", statsPrometheus());
+        const filter = u.searchParams.get("filter");
+        let text = statsText();
+        if (filter) {
+          let re: RegExp;
+          try {
+            re = new RegExp(filter);
+          } catch {
+            return send(400, "text/plain", "Invalid re2 regex\n");
+          }
+          text = text.split("\n").filter((l) => l && re.test(l.slice(0, l.lastIndexOf(":")))).join("\n") + "\n";
+        }
+        return send(200, "text/plain; charset=UTF-8", text);
+      }
+      case "/stats/prometheus":
+        return send(200, "text/plain; version=0.0.4; charset=UTF-8", statsPrometheus());
+      case "/demo/state":
+        return send(200, "application/json", JSON.stringify(demoState(), null, 2));
+      case "/server_info":
+        return send(200, "application/json", JSON.stringify({ state: closing ? "DRAINING" : "LIVE", command_line_options: { concurrency } }));
+      case "/quitquitquit":
+        if (req.method !== "POST") return send(405, "text/plain", "This endpoint requires POST\n");
+        send(200, "text/plain", "OK\n");
+        void proxy.close();
+        return;
+      default:
+        return send(404, "text/plain", "invalid path. admin commands are: /ready /stats /stats/prometheus /demo/state /server_info /quitquitquit\n");
+    }
+  });
+  const adminPort = opts.adminPortOverride ?? bs.admin?.port ?? 0;
+  try {
+    await listen(admin, adminPort, "admin");
+  } catch (e) {
+    server.close();
+    host?.close();
+    throw e;
+  }
+
+  const listenerPort = port(server);
+  const aPort = port(admin);
+  const proxy: RunningProxy = {
+    listenerPort,
+    adminPort: aPort,
+    bootstrap: bs,
+    host,
+    plugin,
+    url: (p = "/") => `http://127.0.0.1:${listenerPort}${p}`,
+    wsUrl: (p = "/") => `ws://127.0.0.1:${listenerPort}${p}`,
+    adminUrl: (p = "/") => `http://127.0.0.1:${aPort}${p}`,
+    statsText,
+    statsPrometheus,
+    stat: (name) => stats.get(name) ?? host?.stats.get(name),
+    endpoints: () => [...endpointState.values()].map((e) => ({ ...e })),
+    demoState,
+    close: () => {
+      closing ??= (async () => {
+        for (const st of [...streams]) st.abort();
+        for (const s of openSockets) s.destroy();
+        agent.destroy();
+        await Promise.all([closeServer(server), closeServer(admin)]);
+        host?.close();
+      })();
+      return closing;
+    },
+  };
+  return proxy;
+}
+
+function matchRoute(bs: ProxyBootstrap, h: Array<[string, string]>): { vhost: string; route: RouteEntry } | undefined {
+  const authority = (headerValue(h, ":authority") ?? "").toLowerCase();
+  const hostNoPort = authority.replace(/:\d+$/, "");
+  const vhs = bs.listener.hcm.virtualHosts;
+  const domainMatch = (d: string, a: string): boolean => {
+    d = d.toLowerCase();
+    if (d === "*") return true;
+    if (d.startsWith("*")) return a.endsWith(d.slice(1));
+    if (d.endsWith("*")) return a.startsWith(d.slice(0, -1));
+    return a === d;
+  };
+  // exact, then suffix/prefix wildcards, then "*" (Envoy's precedence), host with and without the port
+  const ranked = (a: string) =>
+    vhs.find((v) => v.domains.some((d) => d.toLowerCase() === a)) ??
+    vhs.find((v) => v.domains.some((d) => d !== "*" && domainMatch(d, a)));
+  const vh = ranked(authority) ?? ranked(hostNoPort) ?? vhs.find((v) => v.domains.includes("*"));
+  if (!vh) return undefined;
+  const p = headerValue(h, ":path") ?? "/";
+  const pathOnly = p.split("?")[0];
+  for (const r of vh.routes) {
+    if (r.match.path !== undefined && pathOnly === r.match.path) return { vhost: vh.name, route: r };
+    if (r.match.prefix !== undefined && p.startsWith(r.match.prefix)) return { vhost: vh.name, route: r };
+  }
+  return undefined;
+}
+
+function listen(server: http.Server, p: number, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onErr = (e: Error) => reject(new ProxyStartError(`${what}: cannot listen on 127.0.0.1:${p}: ${e.message}`));
+    server.once("error", onErr);
+    server.listen(p, "127.0.0.1", () => {
+      server.off("error", onErr);
+      resolve();
+    });
+  });
+}
+
+function port(server: http.Server): number {
+  const a = server.address();
+  return typeof a === "object" && a ? a.port : 0;
+}
+
+function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.closeAllConnections?.();
+    server.close(() => resolve());
+  });
+}
