@@ -1,3 +1,73 @@
+// The module's exports: ABI version, allocator, and our own proxy_on_* dispatcher (toolchain.md §7.3).
+// O(1) per callback: typed maps of concrete contexts, no casts of managed results, no per-stream strings or logs.
 import "./host/abort";
+import { Root } from "./filter/root";
+import { Stream, CONTINUE } from "./filter/stream";
+import { onRequestBody, onResponseBody } from "./filter/frames";
+
 export { malloc, free } from "@solo-io/proxy-runtime/malloc";
+
+const roots = new Map<u32, Root>();
+const streams = new Map<u32, Stream>();
+
 export function proxy_abi_version_0_2_0(): void {}
+
+export function proxy_on_context_create(id: u32, parent: u32): void {
+  if (parent == 0) {
+    if (!roots.has(id)) roots.set(id, new Root(id));
+    return;
+  }
+  if (!roots.has(parent)) return; // unknown root: ignore the stream (all its callbacks then Continue)
+  streams.set(id, new Stream(id, roots.get(parent)));
+}
+
+export function proxy_on_vm_start(root: u32, size: u32): u32 {
+  return 1;
+}
+
+export function proxy_on_configure(root: u32, size: u32): u32 {
+  if (!roots.has(root)) roots.set(root, new Root(root));
+  return roots.get(root).configure(size) ? 1 : 0;
+}
+
+export function proxy_on_tick(root: u32): void {
+  if (roots.has(root)) roots.get(root).tick();
+}
+
+export function proxy_on_request_headers(id: u32, headers: u32, eos: u32): u32 {
+  if (!streams.has(id)) return CONTINUE;
+  return streams.get(id).onRequestHeaders();
+}
+
+export function proxy_on_request_body(id: u32, size: u32, eos: u32): u32 {
+  if (!streams.has(id)) return CONTINUE;
+  return onRequestBody(streams.get(id), size, eos != 0);
+}
+
+export function proxy_on_response_headers(id: u32, headers: u32, eos: u32): u32 {
+  if (!streams.has(id)) return CONTINUE;
+  return streams.get(id).onResponseHeaders();
+}
+
+export function proxy_on_response_body(id: u32, size: u32, eos: u32): u32 {
+  if (!streams.has(id)) return CONTINUE;
+  return onResponseBody(streams.get(id), size, eos != 0);
+}
+
+export function proxy_on_log(id: u32): void {
+  if (streams.has(id)) streams.get(id).finish();
+}
+
+export function proxy_on_done(id: u32): u32 {
+  if (streams.has(id)) streams.get(id).finish();
+  return 1;
+}
+
+export function proxy_on_delete(id: u32): void {
+  if (streams.has(id)) {
+    streams.get(id).finish();
+    streams.delete(id);
+    return;
+  }
+  if (roots.has(id)) roots.delete(id);
+}

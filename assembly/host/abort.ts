@@ -1,12 +1,21 @@
 // Our own abort handler (toolchain.md addendum): the SDK's lives in runtime.ts, which drags in its broken
-// wrappers and dispatcher. In Envoy proc_exit returns, so we end in `unreachable`: a trap that fails this VM
-// instance (envoy-host.md §3.3). Every abort is therefore fatal for the worker; the filter avoids them.
+// wrappers and dispatcher. The reason is logged at critical first, so Envoy's log says why this VM died. In Envoy
+// proc_exit returns (envoy-host.md §1.4), so we end in `unreachable`: a trap that fails this VM instance (§3.3).
+// The filter is written so that no input reaches this.
 @external("wasi_unstable", "proc_exit")
 declare function proc_exit(code: u32): void;
+
+@external("env", "proxy_log")
+declare function proxy_log(level: i32, ptr: usize, len: usize): u32;
 
 // @ts-ignore: decorator
 @global
 export function abort_proc_exit(message: string | null, fileName: string | null, lineNumber: u32, columnNumber: u32): void {
+  let text = "ws_governor: abort: ";
+  if (message !== null) text += message;
+  if (fileName !== null) text += " at " + fileName + ":" + lineNumber.toString() + ":" + columnNumber.toString();
+  const b = String.UTF8.encode(text);
+  proxy_log(5, changetype<usize>(b), b.byteLength);
   proc_exit(255);
   unreachable();
 }

@@ -1,0 +1,79 @@
+# ws-governor — every target is documented with "## "; `make` alone lists them.
+SHELL := /bin/bash
+NODE_TEST := node --import tsx --test --test-reporter=tap
+SHARED := ../shared
+WASM := build/ws-governor.wasm
+
+.DEFAULT_GOAL := help
+.PHONY: help deps build build-debug lint test test-unit test-emulator test-filter test-e2e test-delivery check-abi \
+        check-config demo demo-serve bench bench-smoke e2e-docker e2e-envoy oci clean
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+deps: ## install pinned dependencies (npm ci)
+	npm ci --no-audit --no-fund
+
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund
+
+build: node_modules/.package-lock.json ## build the release module build/ws-governor.wasm (and the debug one)
+	@mkdir -p build/debug
+	npx asc assembly/index.ts --target release
+	npx asc assembly/index.ts --target debug
+	@echo "release module: $$(stat -c %s $(WASM)) bytes"
+
+lint: node_modules/.package-lock.json ## typecheck the harness; prove assembly/core imports neither the SDK nor host/filter
+	npx tsc --noEmit -p tsconfig.json
+	@if grep -rnE 'from "(@solo-io/proxy-runtime[^"]*|\.\./host[^"]*|\.\./filter[^"]*)"' assembly/core; then \
+	  echo "lint: assembly/core must stay pure (no SDK, host or filter imports)"; exit 1; fi
+	@echo "lint: assembly/core is pure"
+
+check-abi: build ## would Envoy 1.30–1.36 link the module? (shared/tools/check-envoy-abi.mjs)
+	node $(SHARED)/tools/check-envoy-abi.mjs $(WASM)
+	@size=$$(stat -c %s $(WASM)); echo "release size: $$size bytes (goal ≤ 40960)"
+
+check-config: node_modules/.package-lock.json ## validate every Envoy config under envoy/ against Envoy's v3 protos
+	node $(SHARED)/tools/check-envoy-config.mjs envoy/envoy*.yaml
+
+test-unit: node_modules/.package-lock.json ## as-pect specs of the pure core (test/unit)
+	node node_modules/@as-pect/cli/lib/test --config=as-pect.config.cjs
+
+test-emulator: node_modules/.package-lock.json ## emulator conformance (envoy-host.md rules, probe modules) + proxy self-test
+	$(NODE_TEST) test/emulator/*.test.ts
+
+test-filter: build ## the release module inside the emulator: behaviours 1–10, races, traps, soak
+	$(NODE_TEST) test/filter/*.test.ts
+
+test-e2e: build ## real ws clients through the emulated Envoy (E2E_TARGETS=emulated|docker|binary)
+	$(NODE_TEST) test/e2e/e2e.test.ts
+
+test-delivery: build ## envoy/, k8s/, schema, OCI and dashboard validation
+	$(NODE_TEST) test/delivery/*.test.ts
+
+test: lint check-abi check-config test-unit test-emulator test-filter test-e2e test-delivery bench-smoke ## everything CI runs
+	@echo "make test: all suites passed"
+
+demo: build ## the filter in the emulated Envoy with three demo pods: a scripted tour (ARGS=--serve keeps it running)
+	node --import tsx scripts/demo.ts $(ARGS)
+
+demo-serve: build ## like demo, kept running for any WebSocket client
+	node --import tsx scripts/demo.ts --serve $(ARGS)
+
+bench: build ## benchmarks as ratios in one run (ARGS=--write updates BENCHMARKS.md)
+	node --import tsx bench/run.ts $(ARGS)
+
+bench-smoke: build ## a tiny bench run so the benchmarks cannot rot (no timing assertions)
+	node --import tsx bench/run.ts --smoke
+
+e2e-docker: build ## the e2e scenarios against real Envoy in Docker (needs a Docker engine)
+	E2E_TARGETS=docker $(NODE_TEST) test/e2e/e2e.test.ts
+
+e2e-envoy: build ## the e2e scenarios against a local Envoy binary: ENVOY_BIN=/path/to/envoy make e2e-envoy
+	E2E_TARGETS=binary $(NODE_TEST) test/e2e/e2e.test.ts
+
+oci: build ## OCI image layout + tarball of the module (Wasm OCI artifact for Istio), no Docker needed
+	node --import tsx scripts/oci.ts --wasm $(WASM) --out build/oci
+
+clean: ## remove build outputs
+	rm -rf build

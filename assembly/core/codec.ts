@@ -1,0 +1,188 @@
+// Byte codecs for everything ws-governor keeps in Envoy shared data. Pure.
+// Every value starts with the magic 0x57 ('W'), format version 1 and a kind byte; decoders validate lengths
+// exactly and return null for anything else (corrupt, truncated, another program's value), so callers can apply a
+// defined policy instead of trapping. A zero-length value is the "provisioned, empty" state written at configure.
+
+export const MAGIC: u8 = 0x57;
+export const VERSION: u8 = 1;
+export const KIND_SLOT: u8 = 1;   // concurrency ledger: pod slot or client bucket
+export const KIND_RATE: u8 = 2;   // GCRA state
+export const KIND_LEASES: u8 = 3; // VM heartbeats
+export const MAX_ENTRIES: i32 = 4096;
+
+/** Per-VM shares of one count. `name` is the pod for pod slots, "" for client buckets. */
+export class Ledger {
+  name: string = "";
+  rejected: u64 = 0;
+  vms: Array<u32> = new Array<u32>(0);
+  counts: Array<u32> = new Array<u32>(0);
+
+  total(): u64 {
+    let t: u64 = 0;
+    for (let i = 0; i < this.counts.length; i++) t += u64(this.counts[i]);
+    return t;
+  }
+
+  countOf(vm: u32): u32 {
+    const i = this.vms.indexOf(vm);
+    return i < 0 ? 0 : this.counts[i];
+  }
+
+  add(vm: u32, delta: u32): void {
+    const i = this.vms.indexOf(vm);
+    if (i < 0) { this.vms.push(vm); this.counts.push(delta); }
+    else this.counts[i] = this.counts[i] + delta;
+  }
+
+  /** Removes up to `delta` from vm's share; returns how much was actually removed (clamped, never negative). */
+  sub(vm: u32, delta: u32): u32 {
+    const i = this.vms.indexOf(vm);
+    if (i < 0) return 0;
+    const have = this.counts[i];
+    const take = have < delta ? have : delta;
+    if (have - take == 0) { this.vms.splice(i, 1); this.counts.splice(i, 1); }
+    else this.counts[i] = have - take;
+    return take;
+  }
+}
+
+function header(p: usize, len: i32, kind: u8): bool {
+  return len >= 3 && load<u8>(p) == MAGIC && load<u8>(p, 1) == VERSION && load<u8>(p, 2) == kind;
+}
+
+export function encodeLedger(l: Ledger): ArrayBuffer {
+  const name = String.UTF8.encode(l.name);
+  const nameLen = name.byteLength;
+  const n = l.vms.length;
+  const size = 3 + 2 + nameLen + 8 + 2 + n * 8;
+  const buf = new ArrayBuffer(size);
+  const p = changetype<usize>(buf);
+  store<u8>(p, MAGIC); store<u8>(p, VERSION, 1); store<u8>(p, KIND_SLOT, 2);
+  store<u16>(p + 3, u16(nameLen));
+  memory.copy(p + 5, changetype<usize>(name), nameLen);
+  let o = p + 5 + nameLen;
+  store<u64>(o, l.rejected); o += 8;
+  store<u16>(o, u16(n)); o += 2;
+  for (let i = 0; i < n; i++) {
+    store<u32>(o, l.vms[i]);
+    store<u32>(o, l.counts[i], 4);
+    o += 8;
+  }
+  return buf;
+}
+
+/** Decodes `len` bytes at `p`. Zero bytes decode as an empty ledger. Returns null for anything malformed. */
+export function decodeLedger(p: usize, len: i32): Ledger | null {
+  const l = new Ledger();
+  if (len == 0) return l;
+  if (!header(p, len, KIND_SLOT) || len < 5) return null;
+  const nameLen = i32(load<u16>(p + 3));
+  if (nameLen > 1024 || len < 5 + nameLen + 10) return null;
+  l.name = String.UTF8.decodeUnsafe(p + 5, nameLen);
+  let o = p + 5 + nameLen;
+  l.rejected = load<u64>(o); o += 8;
+  const n = i32(load<u16>(o)); o += 2;
+  if (n > MAX_ENTRIES || len != 5 + nameLen + 10 + n * 8) return null;
+  for (let i = 0; i < n; i++) {
+    const vm = load<u32>(o);
+    const c = load<u32>(o, 4);
+    o += 8;
+    if (vm == 0 || l.vms.includes(vm)) return null;
+    if (c == 0) continue;
+    l.vms.push(vm);
+    l.counts.push(c);
+  }
+  return l;
+}
+
+export function encodeRate(tat: u64): ArrayBuffer {
+  const buf = new ArrayBuffer(11);
+  const p = changetype<usize>(buf);
+  store<u8>(p, MAGIC); store<u8>(p, VERSION, 1); store<u8>(p, KIND_RATE, 2);
+  store<u64>(p + 3, tat);
+  return buf;
+}
+
+/** Returns the stored TAT, 0 for an empty value, or -1 (as i64) when malformed. */
+export function decodeRate(p: usize, len: i32): i64 {
+  if (len == 0) return 0;
+  if (!header(p, len, KIND_RATE) || len != 11) return -1;
+  const t = load<u64>(p + 3);
+  return t > u64(i64.MAX_VALUE) ? -1 : i64(t);
+}
+
+/** Heartbeats: which VM last beat when (ms since the epoch). */
+export class Leases {
+  vms: Array<u32> = new Array<u32>(0);
+  beats: Array<u64> = new Array<u64>(0);
+
+  beat(vm: u32, nowMs: u64): bool {
+    const i = this.vms.indexOf(vm);
+    if (i < 0) { this.vms.push(vm); this.beats.push(nowMs); return false; }
+    this.beats[i] = nowMs;
+    return true;
+  }
+
+  has(vm: u32): bool { return this.vms.includes(vm); }
+
+  /** Removes every VM whose last beat is older than `expiryMs`; returns their ids. */
+  expire(nowMs: u64, expiryMs: u64): Array<u32> {
+    const dead = new Array<u32>(0);
+    let i = 0;
+    while (i < this.vms.length) {
+      const b = this.beats[i];
+      if (nowMs > b && nowMs - b > expiryMs) {
+        dead.push(this.vms[i]);
+        this.vms.splice(i, 1);
+        this.beats.splice(i, 1);
+      } else i++;
+    }
+    return dead;
+  }
+}
+
+export function encodeLeases(l: Leases): ArrayBuffer {
+  const n = l.vms.length;
+  const buf = new ArrayBuffer(5 + n * 12);
+  const p = changetype<usize>(buf);
+  store<u8>(p, MAGIC); store<u8>(p, VERSION, 1); store<u8>(p, KIND_LEASES, 2);
+  store<u16>(p + 3, u16(n));
+  let o = p + 5;
+  for (let i = 0; i < n; i++) {
+    store<u32>(o, l.vms[i]);
+    store<u64>(o, l.beats[i], 4);
+    o += 12;
+  }
+  return buf;
+}
+
+export function decodeLeases(p: usize, len: i32): Leases | null {
+  const l = new Leases();
+  if (len == 0) return l;
+  if (!header(p, len, KIND_LEASES) || len < 5) return null;
+  const n = i32(load<u16>(p + 3));
+  if (n > MAX_ENTRIES || len != 5 + n * 12) return null;
+  let o = p + 5;
+  for (let i = 0; i < n; i++) {
+    const vm = load<u32>(o);
+    const b = load<u64>(o, 4);
+    o += 12;
+    if (vm == 0 || l.vms.includes(vm)) return null;
+    l.vms.push(vm);
+    l.beats.push(b);
+  }
+  return l;
+}
+
+/** FNV-1a, 32 bit: spreads client keys over a fixed number of buckets. */
+export function fnv1a(s: string): u32 {
+  let h: u32 = 0x811c9dc5;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    h ^= u32(c & 0xff);
+    h *= 0x01000193;
+    h ^= u32(c >> 8);
+    h *= 0x01000193;
+  }
+  return h;
+}

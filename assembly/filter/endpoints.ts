@@ -1,0 +1,77 @@
+// The filter's own endpoints: Prometheus metrics (per-pod gauges read from shared data, the Lua filter's names kept)
+// and health. Both answer 403 to sources outside endpoint_allow.
+import { allowed } from "../core/cidr";
+import { Mode } from "../core/config";
+import { renderMetrics, PodLine } from "../core/prom";
+import { decodeLedger } from "../core/codec";
+import { ST_OK } from "../core/store";
+import { podKey, leaseKey } from "../core/ledger";
+import { S, STAT_NAMES } from "../core/stats";
+import { headerString, sendLocalReply, MAP_REQUEST_HEADERS } from "../host/abi";
+import { sourceAddress } from "./keys";
+import { Root } from "./root";
+import { Stream, CONTINUE, STOP } from "./stream";
+
+const H_PATH = String.UTF8.encode(":path");
+
+function pathOnly(p: string): string {
+  // if/else, not `?:`: AssemblyScript 0.17 double-releases a borrowed value chosen by a conditional expression
+  // against a fresh one (toolchain.md addendum).
+  const q = p.indexOf("?");
+  if (q >= 0) return p.substring(0, q);
+  return p;
+}
+
+export function serveEndpoint(s: Stream): u32 {
+  const root = s.root;
+  const cfg = root.config;
+  if (cfg.metricsPath.length == 0 && cfg.healthPath.length == 0) return CONTINUE;
+  const raw = headerString(MAP_REQUEST_HEADERS, H_PATH);
+  if (raw === null) return CONTINUE;
+  const path = pathOnly(raw);
+  const isMetrics = cfg.metricsPath.length > 0 && path == cfg.metricsPath;
+  const isHealth = cfg.healthPath.length > 0 && path == cfg.healthPath;
+  if (!isMetrics && !isHealth) return CONTINUE;
+  s.replied = true;
+  if (!allowed(cfg.endpointAllow, sourceAddress())) {
+    sendLocalReply(403, "ws_governor_forbidden", "forbidden\n", []);
+    return STOP;
+  }
+  if (isHealth) {
+    const st = root.store.get(leaseKey(cfg.keyPrefix));
+    root.store.done();
+    if (st == ST_OK) sendLocalReply(200, "ws_governor_health", "ok\n", ["content-type", "text/plain"]);
+    else sendLocalReply(503, "ws_governor_health", "shared data unreadable\n", ["content-type", "text/plain"]);
+    return STOP;
+  }
+  sendLocalReply(200, "ws_governor_metrics", metricsText(root), ["content-type", "text/plain; version=0.0.4"]);
+  return STOP;
+}
+
+function metricsText(root: Root): string {
+  const cfg = root.config;
+  const pods = new Array<PodLine>(0);
+  for (let i: u32 = 0; i < cfg.maxPods; i++) {
+    if (root.store.get(podKey(cfg.keyPrefix, i32(i))) != ST_OK) { root.store.done(); continue; }
+    const l = decodeLedger(root.store.valuePtr, root.store.valueLen);
+    root.store.done();
+    if (l === null || l.name.length == 0) continue;
+    const line = new PodLine();
+    line.pod = l.name;
+    line.active = l.total();
+    line.rejected = l.rejected;
+    pods.push(line);
+  }
+  if (cfg.mode == Mode.Inbound) {
+    let seen = false;
+    for (let i = 0; i < pods.length; i++) if (pods[i].pod == root.pod) seen = true;
+    if (!seen) {
+      const line = new PodLine();
+      line.pod = root.pod; // this sidecar's pod before its first connection
+      pods.push(line);
+    }
+  }
+  const values = new Array<u64>(S.COUNT);
+  for (let i = 0; i < S.COUNT; i++) values[i] = root.metrics.value(i);
+  return renderMetrics(pods, values, STAT_NAMES);
+}

@@ -1,0 +1,177 @@
+// Root context: configuration, pod identity, stat definitions, shared-data provisioning, VM id, heartbeat and lease
+// reclaim on every tick (one root per plugin per VM; envoy-host.md §2.2, §3.4).
+import { Config, Mode, KeySource, parseConfig } from "../core/config";
+import { S } from "../core/stats";
+import { ST_OK, ST_NOT_FOUND } from "../core/store";
+import { Beat, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey } from "../core/ledger";
+import { HostStore } from "../host/shared_store";
+import { Metrics } from "../host/metrics";
+import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, encodePath, OK } from "../host/abi";
+import { collectRef } from "../host/gc";
+import { metadataPath } from "./keys";
+
+export const LOG_DEBUG: i32 = 1;
+export const LOG_INFO: i32 = 2;
+export const LOG_WARN: i32 = 3;
+export const LOG_ERROR: i32 = 4;
+export const LOG_CRITICAL: i32 = 5;
+
+/** A release whose CAS attempts ran out; retried on every tick so no slot is ever lost. */
+class PendingRelease {
+  key: string = "";
+  name: string = "";
+}
+
+export class Root {
+  id: u32;
+  config: Config = new Config();
+  configured: bool = false;
+  vm: u32 = 0;
+  pod: string = "";            // inbound mode: this sidecar's pod
+  podSlot: i32 = -1;           // inbound: slot hint
+  store: HostStore = new HostStore();
+  metrics: Metrics = new Metrics();
+  pending: Array<PendingRelease> = new Array<PendingRelease>(0);
+  res: Result = new Result();
+  beat: Beat = new Beat();
+  ticks: u32 = 0;
+  rateBuckets: u32 = 1;
+  rateMetaPath: ArrayBuffer | null = null;
+  clientMetaPath: ArrayBuffer | null = null;
+
+  constructor(id: u32) { this.id = id; }
+
+  configure(size: u32): bool {
+    let text = "";
+    if (size > 0) {
+      if (getBuffer(BUF_PLUGIN_CONFIG, 0, size) != OK) {
+        log(LOG_CRITICAL, "ws_governor: cannot read the plugin configuration");
+        return false;
+      }
+      text = outString();
+    }
+    const parsed = parseConfig(text);
+    const cfg = parsed.config;
+    if (cfg === null) {
+      log(LOG_CRITICAL, "ws_governor: invalid configuration: " + parsed.error);
+      return false;
+    }
+    this.config = cfg;
+    const rl = cfg.rateLimit;
+    this.rateBuckets = 1;
+    if (rl !== null) {
+      if (rl.key.source != KeySource.Global) this.rateBuckets = rl.buckets;
+      this.rateMetaPath = metadataPath(rl.key);
+    }
+    this.clientMetaPath = metadataPath(cfg.clientKey);
+    if (cfg.mode == Mode.Inbound) this.pod = this.resolvePod();
+    if (!this.metrics.define()) log(LOG_WARN, "ws_governor: some stats could not be defined");
+    if (!this.provision()) {
+      log(LOG_CRITICAL, "ws_governor: shared data is not writable");
+      return false;
+    }
+    this.vm = nextVmId(this.store, seqKey(cfg.keyPrefix), 64);
+    if (this.vm == 0) {
+      log(LOG_CRITICAL, "ws_governor: could not allocate a VM id in shared data");
+      return false;
+    }
+    this.heartbeat();
+    setTickPeriod(cfg.tickMs);
+    this.configured = true;
+    let where = "mode=upstream";
+    if (cfg.mode == Mode.Inbound) where = "mode=inbound pod=" + this.pod;
+    log(LOG_INFO, "ws_governor: configured " + where + " vm=" + this.vm.toString());
+    return true;
+  }
+
+  /** Pod identity, never from a client header: config, then Istio node metadata (xds.* on 1.33+, node.* before). */
+  private resolvePod(): string {
+    if (this.config.podName.length > 0) return this.config.podName;
+    let p = propertyString(encodePath(["xds", "node", "metadata", "NAME"]));
+    if (p !== null && p.length > 0) return p;
+    p = propertyString(encodePath(["node", "metadata", "NAME"]));
+    if (p !== null && p.length > 0) return p;
+    p = propertyString(encodePath(["xds", "node", "id"]));
+    if (p !== null && p.length > 0) return p;
+    return "local";
+  }
+
+  /** Creates every key this configuration will use, empty, if missing. Envoy's shared data has no atomic create
+   *  (a set on a missing key ignores the cas, envoy-host.md §4.3), so keys are only ever created here: the
+   *  configuration canary runs alone on the main thread before any worker VM exists (§2.2). */
+  private provision(): bool {
+    const cfg = this.config;
+    const p = cfg.keyPrefix;
+    if (!this.ensure(seqKey(p)) || !this.ensure(leaseKey(p))) return false;
+    for (let i: u32 = 0; i < cfg.maxPods; i++) if (!this.ensure(podKey(p, i32(i)))) return false;
+    if (cfg.maxPerClient > 0) {
+      for (let i: u32 = 0; i < cfg.clientBuckets; i++) if (!this.ensure(clientKey(p, i))) return false;
+    }
+    if (cfg.rateLimit !== null) {
+      for (let i: u32 = 0; i < this.rateBuckets; i++) if (!this.ensure(rateKey(p, i))) return false;
+    }
+    return true;
+  }
+
+  private ensure(key: string): bool {
+    const st = this.store.get(key);
+    this.store.done();
+    if (st == ST_OK) return true;
+    if (st != ST_NOT_FOUND) return false;
+    return this.store.set(key, new ArrayBuffer(0), 0) == ST_OK;
+  }
+
+  tick(): void {
+    if (!this.configured) return;
+    this.ticks++;
+    this.heartbeat();
+    this.retryPending();
+    if ((this.ticks & 63) == 0) collectRef();
+  }
+
+  private heartbeat(): void {
+    const cfg = this.config;
+    const b = this.beat;
+    heartbeat(this.store, leaseKey(cfg.keyPrefix), this.vm, nowMs(), u64(cfg.tickMs) * u64(cfg.leaseTicks), 16, b);
+    if (!b.ok || b.dead.length == 0) return;
+    // This VM removed the dead VMs from the lease table, so it alone sweeps their shares.
+    const res = this.res;
+    res.reset();
+    let pods: i64 = 0;
+    for (let i: u32 = 0; i < cfg.maxPods; i++) {
+      const n = reclaim(this.store, podKey(cfg.keyPrefix, i32(i)), b.live, 16, res);
+      if (n > 0) pods += n;
+    }
+    if (cfg.maxPerClient > 0) {
+      for (let i: u32 = 0; i < cfg.clientBuckets; i++) reclaim(this.store, clientKey(cfg.keyPrefix, i), b.live, 16, res);
+    }
+    if (res.retries > 0) this.metrics.inc(S.CasRetries, i64(res.retries));
+    if (res.corrupt > 0) this.metrics.inc(S.Corrupt, i64(res.corrupt));
+    if (pods > 0) {
+      this.metrics.inc(S.Reclaimed, pods);
+      this.metrics.inc(S.Active, -pods); // the dead VM can no longer decrement its part of the gauge
+    }
+    log(LOG_WARN, "ws_governor: reclaimed " + pods.toString() + " connection(s) from " + b.dead.length.toString() + " silent VM(s)");
+  }
+
+  addPending(key: string, name: string): void {
+    const p = new PendingRelease();
+    p.key = key;
+    p.name = name;
+    this.pending.push(p);
+  }
+
+  private retryPending(): void {
+    if (this.pending.length == 0) return;
+    const res = this.res;
+    let i = 0;
+    while (i < this.pending.length) {
+      const p = this.pending[i];
+      res.reset();
+      release(this.store, p.key, p.name, this.vm, 64, res);
+      if (res.outcome == Outcome.Contention || res.outcome == Outcome.Error) { i++; continue; }
+      if (res.outcome == Outcome.Orphan) this.metrics.inc(S.Orphans);
+      this.pending.splice(i, 1);
+    }
+  }
+}

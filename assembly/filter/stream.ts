@@ -1,0 +1,221 @@
+// Stream context: read the host, ask the core, act. Admission at request headers (inbound) or at the 101 (upstream),
+// confirmation at the 101, release exactly once at the first of on_log/on_done/on_delete or on a non-101.
+import { Mode, FailureMode } from "../core/config";
+import { isWebSocketUpgrade } from "../core/upgrade";
+import { gcra, intervalUs, ceilSeconds, RateDecision } from "../core/rate";
+import { decodeRate, encodeRate } from "../core/codec";
+import { ST_OK, ST_CAS_MISMATCH } from "../core/store";
+import { Outcome, Result, acquireCounter, acquirePod, release, podKey, clientKey, rateKey, bucketOf } from "../core/ledger";
+import { S, Reason, REASON_NAMES, REASON_DETAILS, REASON_STATUS } from "../core/stats";
+import { getHeader, outString, headerString, sendLocalReply, nowMs, propertyString, OK,
+         MAP_REQUEST_HEADERS, MAP_RESPONSE_HEADERS } from "../host/abi";
+import { Root, LOG_INFO } from "./root";
+import { keyValue } from "./keys";
+import { serveEndpoint } from "./endpoints";
+import { log } from "../host/abi";
+
+const H_UPGRADE = String.UTF8.encode("upgrade");
+const H_CONNECTION = String.UTF8.encode("connection");
+const H_STATUS = String.UTF8.encode(":status");
+const UPSTREAM_ADDRESS = String.UTF8.encode("upstream\0address");
+
+export const CONTINUE: u32 = 0;
+export const STOP: u32 = 1;
+
+const rate = new RateDecision();
+
+export class Stream {
+  id: u32;
+  root: Root;
+  ws: bool = false;
+  replied: bool = false;     // this filter sent a local reply on this stream
+  confirmed: bool = false;   // 101 seen and admitted
+  client: string = "";       // client bucket key held ("" = none)
+  podKey: string = "";       // pod slot key held ("" = none)
+  pod: string = "";
+  startMs: u64 = 0;
+  finished: bool = false;
+
+  constructor(id: u32, root: Root) { this.id = id; this.root = root; }
+
+  onRequestHeaders(): u32 {
+    const root = this.root;
+    if (!root.configured) return CONTINUE;
+    if (getHeader(MAP_REQUEST_HEADERS, H_UPGRADE) != OK) return serveEndpoint(this);
+    const upgrade = outString();
+    const connection = headerString(MAP_REQUEST_HEADERS, H_CONNECTION);
+    if (connection === null || !isWebSocketUpgrade(upgrade, connection)) return CONTINUE;
+    this.ws = true;
+    const m = root.metrics;
+    const cfg = root.config;
+    m.inc(S.Upgrades);
+    if (cfg.draining && this.reject(Reason.Draining, "", "")) return STOP;
+    if (cfg.rateLimit !== null && !this.checkRate()) return STOP;
+    if (cfg.maxPerClient > 0 && !this.acquireClient()) return STOP;
+    if (cfg.mode == Mode.Inbound && !this.acquirePodSlot(root.pod)) return STOP;
+    return CONTINUE;
+  }
+
+  onResponseHeaders(): u32 {
+    if (!this.ws || this.replied || this.finished) return CONTINUE;
+    const status = headerString(MAP_RESPONSE_HEADERS, H_STATUS);
+    if (status === null || status != "101") {
+      this.releaseAll(); // not upgraded (upstream refused, router 503, another filter's reply): give the slots back
+      return CONTINUE;
+    }
+    if (this.root.config.mode == Mode.Upstream) {
+      let pod = propertyString(UPSTREAM_ADDRESS);
+      if (pod === null) pod = "unknown";
+      if (!this.acquirePodSlot(pod)) return STOP; // 503 from on_response_headers goes straight to the client (§7.3)
+    }
+    this.confirmed = true;
+    this.startMs = nowMs();
+    this.root.metrics.inc(S.Accepted);
+    this.root.metrics.inc(S.Active, 1);
+    return CONTINUE;
+  }
+
+  /** First of on_log / on_done / on_delete: release exactly once. */
+  finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    if (!this.ws) return;
+    const m = this.root.metrics;
+    if (this.confirmed) {
+      this.confirmed = false;
+      m.inc(S.Active, -1);
+      m.inc(S.Released);
+      const now = nowMs();
+      m.record(S.Duration, now > this.startMs ? now - this.startMs : 0);
+    }
+    this.releaseAll();
+  }
+
+  // ---- decisions ------------------------------------------------------------------------------------------------
+
+  /** Counts and (when enforcing) answers a rejection. Returns true when the stream was rejected. */
+  reject(reason: Reason, key: string, pod: string): bool {
+    const root = this.root;
+    if (!root.config.enforce) {
+      root.metrics.inc(S.ShadowRate + reason);
+      return false;
+    }
+    root.metrics.inc(S.RejRate + reason);
+    log(LOG_INFO, "ws_governor: rejected reason=" + REASON_NAMES[reason] + " key=" + key + " pod=" + pod);
+    this.replied = true;
+    this.releaseAll();
+    let headers = new Array<string>(0);
+    if (reason == Reason.Rate) {
+      const rl = root.config.rateLimit;
+      if (rl !== null) {
+        const secs = ceilSeconds(rate.retryAfterUs).toString();
+        headers = ["retry-after", secs, "ratelimit-limit", rl.requests.toString(), "ratelimit-remaining", "0", "ratelimit-reset", secs];
+      }
+    }
+    sendLocalReply(REASON_STATUS[reason], REASON_DETAILS[reason], "", headers);
+    return true;
+  }
+
+  /** Contention (CAS attempts exhausted, or no pod slot): failure_mode decides. Returns true when admitted. */
+  private contention(key: string, pod: string): bool {
+    const root = this.root;
+    if (root.config.failureMode == FailureMode.Open) {
+      root.metrics.inc(S.ContAllow);
+      return true;
+    }
+    root.metrics.inc(S.ContDeny);
+    return !this.reject(Reason.Contention, key, pod);
+  }
+
+  private checkRate(): bool {
+    const root = this.root;
+    const rl = root.config.rateLimit;
+    if (rl === null) return true;
+    const k = keyValue(rl.key, root.rateMetaPath);
+    const key = rateKey(root.config.keyPrefix, root.rateBuckets > 1 ? bucketOf(k, root.rateBuckets) : 0);
+    const t = intervalUs(rl.windowMs, rl.requests);
+    const store = root.store;
+    const attempts = root.config.casMaxAttempts;
+    for (let a: u32 = 0; a < attempts; a++) {
+      if (a > 0) root.metrics.inc(S.CasRetries);
+      const st = store.get(key);
+      if (st != ST_OK) { store.done(); return this.contention(k, ""); }
+      let tat = decodeRate(store.valuePtr, store.valueLen);
+      const cas = store.cas;
+      store.done();
+      if (tat < 0) { root.metrics.inc(S.Corrupt); tat = 0; }
+      const now = nowMs() * 1000;
+      gcra(u64(tat), now, t, rl.burst, rate);
+      if (!rate.allowed) return !this.reject(Reason.Rate, k, "");
+      const w = store.set(key, encodeRate(rate.newTat), cas);
+      if (w == ST_OK) return true;
+      if (w != ST_CAS_MISMATCH) break;
+    }
+    return this.contention(k, "");
+  }
+
+  private acquireClient(): bool {
+    const root = this.root;
+    const cfg = root.config;
+    const k = keyValue(cfg.clientKey, root.clientMetaPath);
+    const key = clientKey(cfg.keyPrefix, bucketOf(k, cfg.clientBuckets));
+    const res = root.res;
+    res.reset();
+    acquireCounter(root.store, key, root.vm, cfg.maxPerClient, !cfg.enforce, cfg.casMaxAttempts, res);
+    this.noteRetries(res);
+    if (res.outcome == Outcome.Admitted) {
+      this.client = key;
+      if (res.total > u64(cfg.maxPerClient)) root.metrics.inc(S.ShadowClient); // shadow: admitted past the cap
+      return true;
+    }
+    if (res.outcome == Outcome.OverLimit) return !this.reject(Reason.ClientFull, k, "");
+    return this.contention(k, "");
+  }
+
+  private acquirePodSlot(pod: string): bool {
+    const root = this.root;
+    const cfg = root.config;
+    const res = root.res;
+    res.reset();
+    let hint: i32 = -1;
+    if (pod == root.pod) hint = root.podSlot;
+    acquirePod(root.store, cfg.keyPrefix, cfg.maxPods, pod, hint, root.vm, cfg.maxPerPod, !cfg.enforce,
+               cfg.casMaxAttempts, res);
+    this.noteRetries(res);
+    if (res.slot >= 0 && pod == root.pod) root.podSlot = res.slot;
+    if (res.outcome == Outcome.Admitted) {
+      this.podKey = podKey(cfg.keyPrefix, res.slot);
+      this.pod = pod;
+      if (cfg.maxPerPod > 0 && res.total > u64(cfg.maxPerPod)) root.metrics.inc(S.ShadowPod);
+      return true;
+    }
+    if (res.outcome == Outcome.OverLimit) return !this.reject(Reason.PodFull, "", pod);
+    return this.contention("", pod);
+  }
+
+  private noteRetries(res: Result): void {
+    if (res.retries > 0) this.root.metrics.inc(S.CasRetries, i64(res.retries));
+    if (res.corrupt > 0) this.root.metrics.inc(S.Corrupt, i64(res.corrupt));
+  }
+
+  private releaseAll(): void {
+    if (this.podKey.length > 0) {
+      this.releaseKey(this.podKey, this.pod);
+      this.podKey = "";
+    }
+    if (this.client.length > 0) {
+      this.releaseKey(this.client, "");
+      this.client = "";
+    }
+  }
+
+  private releaseKey(key: string, name: string): void {
+    const root = this.root;
+    const res = root.res;
+    res.reset();
+    release(root.store, key, name, root.vm, root.config.casMaxAttempts * 4, res);
+    this.noteRetries(res);
+    if (res.outcome == Outcome.Orphan) root.metrics.inc(S.Orphans);
+    else if (res.outcome != Outcome.Admitted) root.addPending(key, name); // retried every tick until done
+  }
+}

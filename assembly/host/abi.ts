@@ -1,0 +1,187 @@
+// Raw proxy-wasm ABI 0.2.0 calls with status codes, own memory handling (toolchain.md §4, §6, §8).
+// The only module besides host/* that may touch the SDK's raw imports. Host-allocated buffers (through our exported
+// malloc) are read in place and released with free() exactly once.
+import * as imp from "@solo-io/proxy-runtime/imports";
+import { free } from "@solo-io/proxy-runtime/malloc";
+
+// Missing from the SDK (toolchain.md §6 item 11); exact Envoy signature (envoy-host.md §1.3).
+// @ts-ignore: decorator
+@external("env", "proxy_set_buffer_bytes")
+declare function proxy_set_buffer_bytes(t: i32, start: u32, len: u32, data: usize, size: usize): u32;
+
+export const OK: u32 = 0;
+export const NOT_FOUND: u32 = 1;
+export const BAD_ARGUMENT: u32 = 2;
+export const CAS_MISMATCH: u32 = 8;
+
+export const MAP_REQUEST_HEADERS: i32 = 0;
+export const MAP_RESPONSE_HEADERS: i32 = 2;
+export const BUF_REQUEST_BODY: i32 = 0;
+export const BUF_RESPONSE_BODY: i32 = 1;
+export const BUF_PLUGIN_CONFIG: i32 = 7;
+
+// Out-parameter area: +0 pointer, +4 length/u32, +8 u64.
+const scratchBuf = new ArrayBuffer(16);
+const SCRATCH: usize = changetype<usize>(scratchBuf);
+
+/** Result of a call that returns host bytes: ptr/len valid until freeBytes(). */
+export let outPtr: usize = 0;
+export let outLen: i32 = 0;
+
+export function freeBytes(): void {
+  if (outPtr != 0) free(outPtr);
+  outPtr = 0;
+  outLen = 0;
+}
+
+function takeOut(status: u32): u32 {
+  freeBytes(); // never leak an unconsumed earlier result
+  if (status == OK) {
+    outPtr = load<usize>(SCRATCH);
+    outLen = load<i32>(SCRATCH, 4);
+  } else {
+    outPtr = 0;
+    outLen = 0;
+  }
+  return status;
+}
+
+export function outString(): string {
+  const s = String.UTF8.decodeUnsafe(outPtr, outLen);
+  freeBytes();
+  return s;
+}
+
+// ---- logging ----------------------------------------------------------------------------------------------------
+export function log(level: i32, msg: string): void {
+  const b = String.UTF8.encode(msg);
+  imp.proxy_log(level, changetype<usize>(b), b.byteLength);
+}
+
+// ---- time, ticks ------------------------------------------------------------------------------------------------
+export function nowMs(): u64 {
+  if (imp.proxy_get_current_time_nanoseconds(SCRATCH + 8) != OK) return 0;
+  return load<u64>(SCRATCH, 8) / 1000000;
+}
+
+export function setTickPeriod(ms: u32): void {
+  imp.proxy_set_tick_period_milliseconds(ms);
+}
+
+// ---- buffers ----------------------------------------------------------------------------------------------------
+/** Copies [start, start+len) of a buffer into host-malloc'd memory: outPtr/outLen. */
+export function getBuffer(type: i32, start: u32, len: u32): u32 {
+  return takeOut(imp.proxy_get_buffer_bytes(type, start, len, SCRATCH, SCRATCH + 4));
+}
+
+export function setBuffer(type: i32, start: u32, len: u32, data: ArrayBuffer): u32 {
+  return proxy_set_buffer_bytes(type, start, len, changetype<usize>(data), data.byteLength);
+}
+
+// ---- headers ----------------------------------------------------------------------------------------------------
+/** Header value into outPtr/outLen. `key` is UTF-8 bytes (pre-encoded constants avoid per-call encoding). */
+export function getHeader(map: i32, key: ArrayBuffer): u32 {
+  return takeOut(imp.proxy_get_header_map_value(map, changetype<usize>(key), key.byteLength, SCRATCH, SCRATCH + 4));
+}
+
+export function headerString(map: i32, key: ArrayBuffer): string | null {
+  if (getHeader(map, key) != OK) return null;
+  return outString();
+}
+
+export function addHeader(map: i32, key: string, value: string): u32 {
+  const k = String.UTF8.encode(key);
+  const v = String.UTF8.encode(value);
+  return imp.proxy_add_header_map_value(map, changetype<usize>(k), k.byteLength, changetype<usize>(v), v.byteLength);
+}
+
+// ---- properties -------------------------------------------------------------------------------------------------
+/** `path` segments joined with "\0" (envoy-host.md §6.1). NotFound is a normal answer, never an abort. */
+export function getProperty(path: ArrayBuffer): u32 {
+  return takeOut(imp.proxy_get_property(changetype<usize>(path), path.byteLength, SCRATCH, SCRATCH + 4));
+}
+
+export function propertyString(path: ArrayBuffer): string | null {
+  if (getProperty(path) != OK) return null;
+  return outString();
+}
+
+export function encodePath(segments: string[]): ArrayBuffer {
+  return String.UTF8.encode(segments.join("\0"));
+}
+
+// ---- shared data ------------------------------------------------------------------------------------------------
+export let sharedCas: u32 = 0;
+
+export function getShared(key: ArrayBuffer): u32 {
+  const st = imp.proxy_get_shared_data(changetype<usize>(key), key.byteLength, SCRATCH, SCRATCH + 4, SCRATCH + 8);
+  takeOut(st);
+  sharedCas = st == OK ? load<u32>(SCRATCH, 8) : 0;
+  return st;
+}
+
+export function setShared(key: ArrayBuffer, value: ArrayBuffer, cas: u32): u32 {
+  return imp.proxy_set_shared_data(changetype<usize>(key), key.byteLength, changetype<usize>(value), value.byteLength, cas);
+}
+
+// ---- metrics ----------------------------------------------------------------------------------------------------
+export function defineMetric(type: i32, name: string): u32 {
+  const b = String.UTF8.encode(name);
+  if (imp.proxy_define_metric(type, changetype<usize>(b), b.byteLength, SCRATCH + 4) != OK) return 0;
+  return load<u32>(SCRATCH, 4);
+}
+
+export function incrementMetric(id: u32, delta: i64): void {
+  if (id != 0) imp.proxy_increment_metric(id, delta);
+}
+
+export function recordMetric(id: u32, value: u64): void {
+  if (id != 0) imp.proxy_record_metric(id, value);
+}
+
+/** Current value, or -1 when the host has none (unknown id, histogram). */
+export function getMetric(id: u32): i64 {
+  if (id == 0 || imp.proxy_get_metric(id, SCRATCH + 8) != OK) return -1;
+  return i64(load<u64>(SCRATCH, 8));
+}
+
+// ---- stream control ---------------------------------------------------------------------------------------------
+/** Local reply. `headers` alternate name, value. grpc_status -1 = none (envoy-host.md §7.1). */
+export function sendLocalReply(status: u32, details: string, body: string, headers: string[]): u32 {
+  const d = String.UTF8.encode(details);
+  const b = String.UTF8.encode(body);
+  const pairs = encodePairs(headers);
+  return imp.proxy_send_local_response(status, changetype<usize>(d), d.byteLength, changetype<usize>(b), b.byteLength,
+    changetype<usize>(pairs), pairs.byteLength, 0xffffffff);
+}
+
+export function closeStream(type: i32): u32 {
+  return imp.proxy_close_stream(type);
+}
+
+/** Pairs wire format (envoy-host.md §1.5): u32 n, n × (u32 klen, u32 vlen), then key\0value\0 … */
+export function encodePairs(kv: string[]): ArrayBuffer {
+  const n = kv.length >> 1;
+  const enc = new Array<ArrayBuffer>(kv.length);
+  let size = 4 + n * 8;
+  for (let i = 0; i < n * 2; i++) {
+    const e = String.UTF8.encode(kv[i]);
+    enc[i] = e;
+    size += e.byteLength + 1;
+  }
+  const buf = new ArrayBuffer(size);
+  const p = changetype<usize>(buf);
+  store<u32>(p, n);
+  let o = p + 4 + n * 8;
+  for (let i = 0; i < n; i++) {
+    const k = enc[2 * i];
+    const v = enc[2 * i + 1];
+    store<u32>(p + 4 + i * 8, k.byteLength);
+    store<u32>(p + 8 + i * 8, v.byteLength);
+    memory.copy(o, changetype<usize>(k), k.byteLength); o += k.byteLength;
+    store<u8>(o, 0); o++;
+    memory.copy(o, changetype<usize>(v), v.byteLength); o += v.byteLength;
+    store<u8>(o, 0); o++;
+  }
+  return buf;
+}

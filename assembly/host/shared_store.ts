@@ -1,0 +1,30 @@
+// SharedStore (core/store.ts) over proxy_get/set_shared_data. Keys are UTF-8 encoded per call.
+import { SharedStore } from "../core/store";
+import { getShared, setShared, freeBytes, outPtr, outLen, sharedCas, OK } from "./abi";
+
+export class HostStore extends SharedStore {
+  get(key: string): u32 {
+    freeBytes();
+    const st = getShared(String.UTF8.encode(key));
+    if (st == OK) {
+      this.valuePtr = outPtr;
+      this.valueLen = outLen;
+      this.cas = sharedCas;
+    } else {
+      this.valuePtr = 0;
+      this.valueLen = 0;
+      this.cas = 0;
+    }
+    return st;
+  }
+
+  set(key: string, value: ArrayBuffer, cas: u32): u32 {
+    return setShared(String.UTF8.encode(key), value, cas);
+  }
+
+  done(): void {
+    freeBytes();
+    this.valuePtr = 0;
+    this.valueLen = 0;
+  }
+}
