@@ -65,6 +65,9 @@ function defaultAllow(): Array<Cidr> {
   return a;
 }
 
+/** Inbound mode counts one pod (this sidecar's); a few slots let a renamed pod start while the old name drains. */
+export const INBOUND_POD_SLOTS: u32 = 4;
+
 export class ConfigResult {
   config: Config | null = null;
   error: string = "";
@@ -296,6 +299,7 @@ export function parseConfig(text: string): ConfigResult {
   }
 
   if (cfg.mode == Mode.Inbound && root.get("max_pods") !== null) r.fail("max_pods", "only allowed with mode \"upstream\"");
+  if (cfg.mode == Mode.Inbound) cfg.maxPods = INBOUND_POD_SLOTS;
   if (cfg.mode == Mode.Upstream && cfg.podName.length > 0) r.fail("pod_name", "only allowed with mode \"inbound\" (upstream mode learns the pod from upstream.address)");
 
   if (r.error.length > 0) { res.error = r.error; return res; }

@@ -88,6 +88,10 @@ export class FrameParser {
   streamPos: u64 = 0;
   chunkStart: u64 = 0;
   frameStart: u64 = 0;      // stream offset of the current (or last) frame's first byte
+  /** Chunk offset of the first frame boundary reached in the current chunk (0 when it began between frames,
+   *  the chunk length when the first boundary is its end), or -1 while none has been reached. A close frame can be
+   *  spliced in there. */
+  firstBoundary: i64 = -1;
   private chunkEnd: u64 = 0;
 
   // frame state
@@ -155,6 +159,7 @@ export class FrameParser {
     // streamPos == chunkEnd here unless stopped, where it stays frozen at the offending byte + 1
     this.chunkStart = this.chunkEnd;
     this.chunkEnd = this.chunkStart + <u64>chunkLen;
+    this.firstBoundary = this.atFrameBoundary ? 0 : -1;
   }
 
   /** Skips payload inside the chunk; returns the chunk offset of the next byte to copy, or -1 if none. */
@@ -259,6 +264,7 @@ export class FrameParser {
   }
 
   private frameDone(): void {
+    if (this.firstBoundary < 0 && this.streamPos >= this.chunkStart) this.firstBoundary = <i64>(this.streamPos - this.chunkStart);
     this.state = ST_HEADER;
     this.hPos = 0;
     this.hLen = 0;

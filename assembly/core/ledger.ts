@@ -27,6 +27,7 @@ export function clientKey(prefix: string, bucket: u32): string { return prefix +
 export function rateKey(prefix: string, bucket: u32): string { return prefix + ":rl:" + bucket.toString(); }
 export function leaseKey(prefix: string): string { return prefix + ":vms"; }
 export function seqKey(prefix: string): string { return prefix + ":seq"; }
+export function drainKey(prefix: string): string { return prefix + ":drain"; }
 export function bucketOf(key: string, buckets: u32): u32 { return fnv1a(key) % buckets; }
 
 const TAKEN: i32 = -2;

@@ -15,7 +15,7 @@ export const enum S {
   Active, Duration,
   FramesDown, FramesUp, MsgDown, MsgUp, BytesDown, BytesUp,
   Pings, Pongs, Closes,
-  Close1001, Close1002, Close1008, Close1009, FrameResets,
+  Close1001, Close1002, Close1008, Close1009, FrameResets, ShadowFrameCloses,
   COUNT,
 }
 
@@ -37,6 +37,7 @@ export const STAT_NAMES: string[] = [
   "ws_governor.control_frames_total.kind.ping", "ws_governor.control_frames_total.kind.pong", "ws_governor.control_frames_total.kind.close",
   "ws_governor.frame_closes_total.code.1001", "ws_governor.frame_closes_total.code.1002", "ws_governor.frame_closes_total.code.1008",
   "ws_governor.frame_closes_total.code.1009", "ws_governor.frame_resets_total",
+  "ws_governor.shadow_frame_closes_total",
 ];
 
 export function statKind(s: i32): i32 {

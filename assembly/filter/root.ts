@@ -3,10 +3,11 @@
 import { Config, Mode, KeySource, parseConfig } from "../core/config";
 import { S } from "../core/stats";
 import { ST_OK, ST_NOT_FOUND } from "../core/store";
-import { Beat, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey } from "../core/ledger";
+import { Beat, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey, drainKey } from "../core/ledger";
 import { HostStore } from "../host/shared_store";
 import { Metrics } from "../host/metrics";
-import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, encodePath, OK } from "../host/abi";
+import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, encodePath, OK, setEffectiveContext, closeStream } from "../host/abi";
+import { Stream } from "./stream";
 import { collectRef } from "../host/gc";
 import { metadataPath } from "./keys";
 
@@ -36,6 +37,8 @@ export class Root {
   beat: Beat = new Beat();
   ticks: u32 = 0;
   rateBuckets: u32 = 1;
+  drainShared: bool = false;   // another configuration of this plugin marked the pod as draining
+  closing: Array<Stream> = new Array<Stream>(0); // streams in a close handshake, with deadlines
   rateMetaPath: ArrayBuffer | null = null;
   clientMetaPath: ArrayBuffer | null = null;
 
@@ -76,6 +79,7 @@ export class Root {
       return false;
     }
     this.heartbeat();
+    this.publishDrain();
     setTickPeriod(cfg.tickMs);
     this.configured = true;
     let where = "mode=upstream";
@@ -121,10 +125,51 @@ export class Root {
     return this.store.set(key, new ArrayBuffer(0), 0) == ST_OK;
   }
 
+  isDraining(): bool { return this.config.draining || this.drainShared; }
+
+  /** The draining flag lives in shared data so that streams still owned by an older configuration (a config update
+   *  gives new streams a new root context, envoy-host.md §3.2) see it on their next tick. */
+  private publishDrain(): void {
+    const v = new ArrayBuffer(1);
+    store<u8>(changetype<usize>(v), this.config.draining ? 1 : 0);
+    this.store.set(drainKey(this.config.keyPrefix), v, 0);
+  }
+
+  private readDrain(): void {
+    if (this.store.get(drainKey(this.config.keyPrefix)) == ST_OK && this.store.valueLen == 1) {
+      this.drainShared = load<u8>(this.store.valuePtr) == 1;
+    }
+    this.store.done();
+  }
+
+  watchClosing(s: Stream): void { this.closing.push(s); }
+
+  /** Close handshakes that did not finish by their deadline end with a reset of the stream. */
+  private expireClosing(): void {
+    if (this.closing.length == 0) return;
+    const now = nowMs();
+    let i = 0;
+    while (i < this.closing.length) {
+      const s = this.closing[i];
+      const insp = s.insp;
+      if (s.finished || s.reset || insp === null) { this.closing.splice(i, 1); continue; }
+      if (now >= insp.deadlineMs) {
+        s.reset = true;
+        this.metrics.inc(S.FrameResets);
+        if (setEffectiveContext(s.id) == OK) closeStream(0);
+        this.closing.splice(i, 1);
+        continue;
+      }
+      i++;
+    }
+  }
+
   tick(): void {
     if (!this.configured) return;
     this.ticks++;
     this.heartbeat();
+    this.readDrain();
+    this.expireClosing();
     this.retryPending();
     if ((this.ticks & 63) == 0) collectRef();
   }

@@ -13,10 +13,12 @@ import { Root, LOG_INFO } from "./root";
 import { keyValue } from "./keys";
 import { serveEndpoint } from "./endpoints";
 import { log } from "../host/abi";
+import { Inspection } from "./frames";
 
 const H_UPGRADE = String.UTF8.encode("upgrade");
 const H_CONNECTION = String.UTF8.encode("connection");
 const H_STATUS = String.UTF8.encode(":status");
+const H_EXTENSIONS = String.UTF8.encode("sec-websocket-extensions");
 const UPSTREAM_ADDRESS = String.UTF8.encode("upstream\0address");
 
 export const CONTINUE: u32 = 0;
@@ -35,6 +37,8 @@ export class Stream {
   pod: string = "";
   startMs: u64 = 0;
   finished: bool = false;
+  reset: bool = false;       // this filter asked Envoy to close the stream
+  insp: Inspection | null = null; // frame inspection state, after the 101 when enabled
 
   constructor(id: u32, root: Root) { this.id = id; this.root = root; }
 
@@ -49,7 +53,7 @@ export class Stream {
     const m = root.metrics;
     const cfg = root.config;
     m.inc(S.Upgrades);
-    if (cfg.draining && this.reject(Reason.Draining, "", "")) return STOP;
+    if (root.isDraining() && this.reject(Reason.Draining, "", "")) return STOP;
     if (cfg.rateLimit !== null && !this.checkRate()) return STOP;
     if (cfg.maxPerClient > 0 && !this.acquireClient()) return STOP;
     if (cfg.mode == Mode.Inbound && !this.acquirePodSlot(root.pod)) return STOP;
@@ -70,6 +74,13 @@ export class Stream {
     }
     this.confirmed = true;
     this.startMs = nowMs();
+    const f = this.root.config.frames;
+    if (f.enabled) {
+      let ext = headerString(MAP_RESPONSE_HEADERS, H_EXTENSIONS);
+      let rsv1 = false;
+      if (ext !== null) rsv1 = ext.indexOf("permessage-deflate") >= 0;
+      this.insp = new Inspection(rsv1, f.maxFrameBytes, f.maxMessageBytes, f.messageBurst);
+    }
     this.root.metrics.inc(S.Accepted);
     this.root.metrics.inc(S.Active, 1);
     return CONTINUE;
@@ -81,6 +92,7 @@ export class Stream {
     this.finished = true;
     if (!this.ws) return;
     const m = this.root.metrics;
+    this.insp = null;
     if (this.confirmed) {
       this.confirmed = false;
       m.inc(S.Active, -1);

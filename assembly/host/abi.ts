@@ -155,6 +155,10 @@ export function sendLocalReply(status: u32, details: string, body: string, heade
     changetype<usize>(pairs), pairs.byteLength, 0xffffffff);
 }
 
+export function setEffectiveContext(id: u32): u32 {
+  return imp.proxy_set_effective_context(id);
+}
+
 export function closeStream(type: i32): u32 {
   return imp.proxy_close_stream(type);
 }
