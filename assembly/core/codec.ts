@@ -125,13 +125,14 @@ export class Leases {
 
   has(vm: u32): bool { return this.vms.includes(vm); }
 
-  /** Removes every VM whose last beat is older than `expiryMs`; returns their ids. */
+  /** Removes every VM whose last beat is `expiryMs` or more ago (silent for lease_ticks whole tick periods); returns
+   *  their ids. `>=`, not `>`: with ticks in phase, `>` let a dead VM keep its shares for one extra tick. */
   expire(nowMs: u64, expiryMs: u64): Array<u32> {
     const dead = new Array<u32>(0);
     let i = 0;
     while (i < this.vms.length) {
       const b = this.beats[i];
-      if (nowMs > b && nowMs - b > expiryMs) {
+      if (nowMs > b && nowMs - b >= expiryMs) {
         dead.push(this.vms[i]);
         this.vms.splice(i, 1);
         this.beats.splice(i, 1);

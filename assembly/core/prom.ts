@@ -1,6 +1,6 @@
 // Prometheus text for the filter's metrics endpoint. Pure. Keeps the Lua filter's three names for existing
 // dashboards, then the process-wide ws_governor_* counters with their tags as labels.
-import { S, statKind, COUNTER, GAUGE } from "./stats";
+import { S, statKind, COUNTER, GAUGE, promStatName, promFamily } from "./stats";
 
 export class PodLine {
   pod: string = "";
@@ -24,44 +24,32 @@ export function escapeLabel(v: string): string {
   return out + v.substring(start);
 }
 
-/** "ws_governor.rejected_total.reason.pod_full" → "ws_governor_rejected_total{reason=\"pod_full\"}" */
-export function promName(stat: string): string {
-  const parts = stat.split(".");
-  if (parts.length == 4) return parts[0] + "_" + parts[1] + "{" + parts[2] + "=\"" + parts[3] + "\"}";
-  return parts.join("_");
-}
-
-function family(stat: string): string {
-  const parts = stat.split(".");
-  return parts[0] + "_" + parts[1];
-}
-
-export function renderMetrics(pods: Array<PodLine>, values: Array<u64>, names: string[]): string {
-  let out = "# HELP websocket_connections_active_total Upgraded WebSocket connections open now, per pod.\n";
+export function renderMetrics(pods: Array<PodLine>, values: Array<u64>): string {
+  let out = "# HELP websocket_connections_active_total Open WebSocket connections per pod.\n";
   out += "# TYPE websocket_connections_active_total gauge\n";
   for (let i = 0; i < pods.length; i++) {
     out += "websocket_connections_active_total{pod=\"" + escapeLabel(pods[i].pod) + "\"} " + pods[i].active.toString() + "\n";
   }
-  out += "# HELP websocket_connections_rejected_total Upgrades rejected because the pod was full, per pod.\n";
+  out += "# HELP websocket_connections_rejected_total Upgrades refused at the pod cap.\n";
   out += "# TYPE websocket_connections_rejected_total counter\n";
   for (let i = 0; i < pods.length; i++) {
     out += "websocket_connections_rejected_total{pod=\"" + escapeLabel(pods[i].pod) + "\"} " + pods[i].rejected.toString() + "\n";
   }
-  out += "# HELP websocket_connection_rate_limited_total Upgrades rejected by the rate limit.\n";
+  out += "# HELP websocket_connection_rate_limited_total Upgrades refused by the rate limit.\n";
   out += "# TYPE websocket_connection_rate_limited_total counter\n";
   out += "websocket_connection_rate_limited_total " + values[S.RejRate].toString() + "\n";
   let last = "";
   for (let i = 0; i < S.COUNT; i++) {
     const kind = statKind(i);
     if (kind != COUNTER && kind != GAUGE) continue; // histograms are in Envoy's own /stats/prometheus
-    const fam = family(names[i]);
+    const fam = promFamily(i);
     if (fam != last) {
       let type = " counter\n";
       if (kind == GAUGE) type = " gauge\n";
       out += "# TYPE " + fam + type;
       last = fam;
     }
-    out += promName(names[i]) + " " + values[i].toString() + "\n";
+    out += promStatName(i) + " " + values[i].toString() + "\n";
   }
   return out;
 }

@@ -20,25 +20,55 @@ export const enum S {
 }
 
 
-export const STAT_NAMES: string[] = [
-  "ws_governor.upgrades_total", "ws_governor.accepted_total",
-  "ws_governor.rejected_total.reason.rate_limited", "ws_governor.rejected_total.reason.pod_full", "ws_governor.rejected_total.reason.client_full",
-  "ws_governor.rejected_total.reason.draining", "ws_governor.rejected_total.reason.contention",
-  "ws_governor.shadow_rejected_total.reason.rate_limited", "ws_governor.shadow_rejected_total.reason.pod_full",
-  "ws_governor.shadow_rejected_total.reason.client_full", "ws_governor.shadow_rejected_total.reason.draining",
-  "ws_governor.shadow_rejected_total.reason.contention",
-  "ws_governor.released_total", "ws_governor.cas_retries_total",
-  "ws_governor.contention_decisions_total.decision.allow", "ws_governor.contention_decisions_total.decision.deny",
-  "ws_governor.reclaimed_total", "ws_governor.orphan_releases_total", "ws_governor.corrupt_values_total",
-  "ws_governor.active_connections", "ws_governor.connection_duration_ms",
-  "ws_governor.frames_total.direction.downstream", "ws_governor.frames_total.direction.upstream",
-  "ws_governor.messages_total.direction.downstream", "ws_governor.messages_total.direction.upstream",
-  "ws_governor.bytes_total.direction.downstream", "ws_governor.bytes_total.direction.upstream",
-  "ws_governor.control_frames_total.kind.ping", "ws_governor.control_frames_total.kind.pong", "ws_governor.control_frames_total.kind.close",
-  "ws_governor.frame_closes_total.code.1001", "ws_governor.frame_closes_total.code.1002", "ws_governor.frame_closes_total.code.1008",
-  "ws_governor.frame_closes_total.code.1009", "ws_governor.frame_resets_total",
-  "ws_governor.shadow_frame_closes_total",
+// Names are assembled from parts (family, tag, value) so the module carries each word once. Full list: README
+// "Statistics" and docs/contracts.md.
+const FAMILIES: string[] = [
+  "upgrades_total", "accepted_total", "rejected_total", "shadow_rejected_total", "released_total", "cas_retries_total",
+  "contention_decisions_total", "reclaimed_total", "orphan_releases_total", "corrupt_values_total",
+  "active_connections", "connection_duration_ms", "frames_total", "messages_total", "bytes_total",
+  "control_frames_total", "frame_closes_total", "frame_resets_total", "shadow_frame_closes_total",
 ];
+const TAGS: string[] = ["", "reason", "decision", "direction", "kind", "code"];
+const VALUES: string[] = [
+  "", "rate_limited", "pod_full", "client_full", "draining", "contention", "allow", "deny", "downstream", "upstream",
+  "ping", "pong", "close", "1001", "1002", "1008", "1009",
+];
+
+// family | tag << 8 | value << 16, in the order of enum S
+const PARTS: u32[] = [
+  0, 1,
+  2 | 1 << 8 | 1 << 16, 2 | 1 << 8 | 2 << 16, 2 | 1 << 8 | 3 << 16, 2 | 1 << 8 | 4 << 16, 2 | 1 << 8 | 5 << 16,
+  3 | 1 << 8 | 1 << 16, 3 | 1 << 8 | 2 << 16, 3 | 1 << 8 | 3 << 16, 3 | 1 << 8 | 4 << 16, 3 | 1 << 8 | 5 << 16,
+  4, 5, 6 | 2 << 8 | 6 << 16, 6 | 2 << 8 | 7 << 16, 7, 8, 9,
+  10, 11,
+  12 | 3 << 8 | 8 << 16, 12 | 3 << 8 | 9 << 16, 13 | 3 << 8 | 8 << 16, 13 | 3 << 8 | 9 << 16,
+  14 | 3 << 8 | 8 << 16, 14 | 3 << 8 | 9 << 16,
+  15 | 4 << 8 | 10 << 16, 15 | 4 << 8 | 11 << 16, 15 | 4 << 8 | 12 << 16,
+  16 | 5 << 8 | 13 << 16, 16 | 5 << 8 | 14 << 16, 16 | 5 << 8 | 15 << 16, 16 | 5 << 8 | 16 << 16, 17, 18,
+];
+
+/** Envoy stat name (without "wasmcustom."), e.g. "ws_governor.rejected_total.reason.pod_full". */
+export function statName(s: i32): string {
+  const p = PARTS[s];
+  let n = "ws_governor." + FAMILIES[p & 0xff];
+  const tag = (p >> 8) & 0xff;
+  if (tag != 0) n += "." + TAGS[tag] + "." + VALUES[p >> 16];
+  return n;
+}
+
+/** Prometheus form, e.g. "ws_governor_rejected_total{reason=\"pod_full\"}". */
+export function promStatName(s: i32): string {
+  const p = PARTS[s];
+  let n = "ws_governor_" + FAMILIES[p & 0xff];
+  const tag = (p >> 8) & 0xff;
+  if (tag != 0) n += "{" + TAGS[tag] + "=\"" + VALUES[p >> 16] + "\"}";
+  return n;
+}
+
+/** Prometheus family (metric name without labels). */
+export function promFamily(s: i32): string {
+  return "ws_governor_" + FAMILIES[PARTS[s] & 0xff];
+}
 
 export function statKind(s: i32): i32 {
   if (s == S.Active) return GAUGE;

@@ -6,7 +6,7 @@ import { renderMetrics, PodLine } from "../core/prom";
 import { decodeLedger } from "../core/codec";
 import { ST_OK } from "../core/store";
 import { podKey, leaseKey } from "../core/ledger";
-import { S, STAT_NAMES } from "../core/stats";
+import { S } from "../core/stats";
 import { headerString, sendLocalReply, MAP_REQUEST_HEADERS } from "../host/abi";
 import { sourceAddress } from "./keys";
 import { Root } from "./root";
@@ -73,5 +73,5 @@ function metricsText(root: Root): string {
   }
   const values = new Array<u64>(S.COUNT);
   for (let i = 0; i < S.COUNT; i++) values[i] = root.metrics.value(i);
-  return renderMetrics(pods, values, STAT_NAMES);
+  return renderMetrics(pods, values);
 }

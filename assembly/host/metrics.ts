@@ -1,5 +1,5 @@
 // Defines every stat of core/stats.ts at configure and keeps the per-VM ids (envoy-host.md §5.1).
-import { STAT_NAMES, statKind, S } from "../core/stats";
+import { statName, statKind, S } from "../core/stats";
 import { defineMetric, incrementMetric, recordMetric, getMetric } from "./abi";
 
 export class Metrics {
@@ -8,7 +8,7 @@ export class Metrics {
   define(): bool {
     let ok = true;
     for (let i = 0; i < S.COUNT; i++) {
-      const id = defineMetric(statKind(i), STAT_NAMES[i]);
+      const id = defineMetric(statKind(i), statName(i));
       this.ids[i] = id;
       if (id == 0) ok = false;
     }
