@@ -6,7 +6,7 @@ WASM := build/ws-governor.wasm
 
 .DEFAULT_GOAL := help
 .PHONY: help deps build build-debug lint test test-unit test-emulator test-filter test-e2e test-delivery check-abi \
-        check-config demo demo-serve bench bench-smoke e2e-docker e2e-envoy oci clean
+        check-config test-frames test-browser demo demo-serve bench bench-smoke e2e-docker e2e-envoy oci clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -48,10 +48,16 @@ test-filter: build ## the release module inside the emulator: behaviours 1–10,
 test-e2e: build ## real ws clients through the emulated Envoy (E2E_TARGETS=emulated|docker|binary)
 	$(NODE_TEST) test/e2e/e2e.test.ts
 
+test-frames: build ## frame inspection end to end (ws clients, raw sockets, permessage-deflate on/off, close codes)
+	$(NODE_TEST) test/e2e/frames.test.ts
+
+test-browser: build ## headless Chromium: browser WebSocket close 1009, live demo page (screenshot in build/screenshots)
+	$(NODE_TEST) test/browser/*.test.ts
+
 test-delivery: build ## envoy/, k8s/, schema, OCI and dashboard validation
 	$(NODE_TEST) test/delivery/*.test.ts
 
-test: lint check-abi check-config test-unit test-emulator test-filter test-e2e test-delivery bench-smoke ## everything CI runs
+test: lint check-abi check-config test-unit test-emulator test-filter test-e2e test-frames test-browser test-delivery bench-smoke ## everything CI runs
 	@echo "make test: all suites passed"
 
 demo: build ## the filter in the emulated Envoy with three demo pods: a scripted tour (ARGS=--serve keeps it running)

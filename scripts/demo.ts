@@ -5,8 +5,10 @@
 // Options: --port N (listener; serve default 10000 from envoy.yaml, tour default any free port), --admin-port N
 // (serve default 9901), --concurrency N (default 2), --fake-filter (harness check only: a TypeScript stand-in for
 // host + filter, test/emulator/proxy/fake-governor.ts — not the product). Builds nothing: run `make build` first.
-// Live state for a demo page: GET <admin>/demo/state (JSON: per-pod active upgrades, governor counters).
-import { existsSync } from "node:fs";
+// Live demo page: GET <admin>/demo (scripts/demo-page.html: per-pod bars, rejection counters, open/close buttons),
+// polling GET <admin>/demo/state (JSON: per-pod active upgrades, governor counters) and <admin>/demo/config.
+import { existsSync, readFileSync } from "node:fs";
+import type http from "node:http";
 import path from "node:path";
 import { REPO_ROOT, startProxy, type RunningProxy } from "../test/emulator/proxy/index.ts";
 import { FakeGovernorProcess } from "../test/emulator/proxy/fake-governor.ts";
@@ -40,6 +42,18 @@ async function main(): Promise<number> {
   }
   const pods: PodServer[] = await startPods(3);
   let proxy: RunningProxy | undefined;
+  // the live demo page (scripts/demo-page.html) on the admin server: /demo, its settings at /demo/config
+  let pageConfig: Record<string, unknown> = {};
+  const sendPage = (type: string, body: string) => (_req: http.IncomingMessage, res: http.ServerResponse) => {
+    res.writeHead(200, { "content-type": type, "cache-control": "no-store" });
+    res.end(body);
+  };
+  const adminRoutes = {
+    "/demo": (req: http.IncomingMessage, res: http.ServerResponse) =>
+      sendPage("text/html; charset=utf-8", readFileSync(path.join(REPO_ROOT, "scripts/demo-page.html"), "utf8"))(req, res),
+    "/demo/config": (req: http.IncomingMessage, res: http.ServerResponse) =>
+      sendPage("application/json", JSON.stringify(pageConfig))(req, res),
+  };
   const stop = async () => {
     await proxy?.close();
     await Promise.all(pods.map((p) => p.kill()));
@@ -52,6 +66,7 @@ async function main(): Promise<number> {
       clusterOverrides: { demo_pods: pods.map((p) => ({ host: "127.0.0.1", port: p.port })) },
       listenerPortOverride: num("port") ?? (serve ? undefined : 0),
       adminPortOverride: num("admin-port") ?? (serve ? undefined : 0),
+      adminRoutes,
       onLog: (e) => {
         if (e.level === "critical" || e.level === "error") console.error(`[envoy] ${e.line}`);
       },
@@ -72,15 +87,29 @@ async function main(): Promise<number> {
   console.log(`  websocket:  ${proxy.wsUrl("/chat")}`);
   console.log(`  metrics:    ${proxy.url(metricsPath)}`);
   console.log(`  admin:      ${proxy.adminUrl("/stats")}  (also /stats/prometheus, /ready, /demo/state)`);
+  pageConfig = {
+    engine: fake ? "FAKE filter (harness check)" : "emulated Envoy + build/ws-governor.wasm",
+    listener: `ws://127.0.0.1:${proxy.listenerPort}`,
+    wsPath: "/chat",
+    cap: Number(cfg.max_connections_per_pod ?? 100),
+    rate_limit: cfg.rate_limit === undefined ? { requests: 50, window_seconds: 60 } : cfg.rate_limit,
+    enforce: cfg.enforce !== false,
+    podNames: Object.fromEntries(pods.map((p) => [`127.0.0.1:${p.port}`, p.name])),
+  };
+  console.log(`  demo page:  ${proxy.adminUrl("/demo")}  (live bars and rejection counters; polls /demo/state)`);
   console.log(`  limits:     max_connections_per_pod=${cfg.max_connections_per_pod}, rate_limit=${JSON.stringify(cfg.rate_limit)}`);
 
   if (serve) {
     console.log(seconds !== undefined ? `serving for ${seconds} s …` : "serving until Ctrl-C …");
     await new Promise<void>((resolve) => {
-      const done = () => resolve();
+      let timer: NodeJS.Timeout | undefined;
+      const done = () => {
+        clearTimeout(timer); // a pending --seconds timer would keep the process alive after SIGINT/SIGTERM
+        resolve();
+      };
       process.once("SIGINT", done);
       process.once("SIGTERM", done);
-      if (seconds !== undefined) setTimeout(done, seconds * 1000);
+      if (seconds !== undefined) timer = setTimeout(done, seconds * 1000);
     });
     console.log("stopping");
     await stop();

@@ -66,6 +66,9 @@ export class FrameParser {
   allowRsv1: bool = false;  // permessage-deflate negotiated: RSV1 allowed on the first frame of a data message
   maxFrameBytes: u64 = 0;   // data-frame payload limit, 0 = none (control frames are capped at 125 by the RFC)
   maxMessageBytes: u64 = 0; // data-message limit (sum of its fragments), 0 = none
+  /** Shadow mode: size limits are only counted in `oversize` (once per frame or message), parsing goes on. */
+  softLimits: bool = false;
+  oversize: u64 = 0;
 
   // verdict
   violation: u8 = 0;        // Violation.*
@@ -128,6 +131,7 @@ export class FrameParser {
     this.pings = 0;
     this.pongs = 0;
     this.closes = 0;
+    this.oversize = 0;
     this.lastCloseCode = 0;
     this.messageBytes = 0;
     this.messageOpen = false;
@@ -337,12 +341,21 @@ export class FrameParser {
     if ((ext == 2 && len < 126) || (ext == 8 && len < 65536)) { this.violate(Detail.LENGTH_NOT_MINIMAL); return; }
     if (op == Opcode.CLOSE && len == 1) { this.violate(Detail.CLOSE_ONE_BYTE); return; }
     if (op < 8) {
-      if (this.maxFrameBytes != 0 && len > this.maxFrameBytes) { this.violate(Detail.FRAME_TOO_BIG); return; }
-      if (this.maxMessageBytes != 0) {
-        let total = len;
-        if (op == Opcode.CONTINUATION) total = satAdd(this.messageBytes, len);
-        if (total > this.maxMessageBytes) { this.violate(Detail.MESSAGE_TOO_BIG); return; }
+      let tooBig = false;
+      if (this.maxFrameBytes != 0 && len > this.maxFrameBytes) {
+        if (!this.softLimits) { this.violate(Detail.FRAME_TOO_BIG); return; }
+        tooBig = true;
       }
+      if (this.maxMessageBytes != 0) {
+        let before: u64 = 0;
+        if (op == Opcode.CONTINUATION) before = this.messageBytes;
+        let total = satAdd(before, len);
+        if (total > this.maxMessageBytes) {
+          if (!this.softLimits) { this.violate(Detail.MESSAGE_TOO_BIG); return; }
+          if (before <= this.maxMessageBytes) tooBig = true; // once per message
+        }
+      }
+      if (tooBig) this.oversize++;
     }
   }
 

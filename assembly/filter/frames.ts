@@ -25,6 +25,7 @@ class Side {
   closes: u64 = 0;
   tokens: f64 = 0;
   lastMs: u64 = 0;
+  oversize: u64 = 0;      // shadow mode: oversize frames/messages already counted
   pendingCode: u16 = 0;   // a close frame to deliver on this side at its next frame boundary
   delivered: bool = false;
 
@@ -39,10 +40,13 @@ export class Inspection {
   up: Side;     // frames from the upstream (response body)
   closing: bool = false;
   deadlineMs: u64 = 0;
+  shadowDrain: bool = false; // shadow mode: the would-be drain close was counted for this connection
 
-  constructor(rsv1: bool, maxFrame: u64, maxMessage: u64, burst: u32) {
+  constructor(rsv1: bool, maxFrame: u64, maxMessage: u64, burst: u32, shadow: bool) {
     this.down = new Side(true, rsv1, maxFrame, maxMessage, burst);
     this.up = new Side(false, rsv1, maxFrame, maxMessage, burst);
+    this.down.parser.softLimits = shadow;
+    this.up.parser.softLimits = shadow;
   }
 }
 
@@ -74,18 +78,13 @@ function onBody(s: Stream, fromClient: bool, size: u32): u32 {
   parseChunk(p, type, size);
   report(s, side, fromClient);
 
+  if (!s.root.config.enforce) return shadow(s, insp, side);
   let code: u16 = 0;
   if (p.violation != Violation.NONE) code = closeCodeFor(p.violation);
   else if (overRate(s, side)) code = 1008;
   else if (s.root.isDraining()) code = 1001;
   if (code == 0) return CONTINUE;
 
-  const m = s.root.metrics;
-  if (!s.root.config.enforce) {
-    m.inc(S.ShadowFrameCloses);
-    if (code == 1008) side.tokens = 0;
-    return CONTINUE;
-  }
   // Where this chunk can be cut: before the offending frame, or at the first frame boundary.
   let cut: i64 = p.firstBoundary;
   if (p.violation != Violation.NONE) {
@@ -99,6 +98,18 @@ function onBody(s: Stream, fromClient: bool, size: u32): u32 {
   (fromClient ? insp.up : insp.down).pendingCode = code; // the sender hears `code` from the other direction
   if (!splice(type, u32(cut), size, 1001, fromClient, s.id)) return resetStream(s, fromClient);
   side.delivered = true; // the peer got 1001 on this side
+  return CONTINUE;
+}
+
+/** Shadow mode: count every close the filter would have sent (size limits once per frame or message, rate each
+ *  time the bucket runs dry, protocol once: the parser stops; drain once per connection), forward everything. */
+function shadow(s: Stream, insp: Inspection, side: Side): u32 {
+  const m = s.root.metrics;
+  const p = side.parser;
+  if (p.oversize > side.oversize) { m.inc(S.ShadowFrameCloses, i64(p.oversize - side.oversize)); side.oversize = p.oversize; }
+  if (p.violation != Violation.NONE && !side.delivered) { side.delivered = true; m.inc(S.ShadowFrameCloses); }
+  if (overRate(s, side)) { side.tokens = 0; m.inc(S.ShadowFrameCloses); }
+  if (!insp.shadowDrain && s.root.isDraining()) { insp.shadowDrain = true; m.inc(S.ShadowFrameCloses); }
   return CONTINUE;
 }
 

@@ -79,7 +79,7 @@ export class Stream {
       let ext = headerString(MAP_RESPONSE_HEADERS, H_EXTENSIONS);
       let rsv1 = false;
       if (ext !== null) rsv1 = ext.indexOf("permessage-deflate") >= 0;
-      this.insp = new Inspection(rsv1, f.maxFrameBytes, f.maxMessageBytes, f.messageBurst);
+      this.insp = new Inspection(rsv1, f.maxFrameBytes, f.maxMessageBytes, f.messageBurst, !this.root.config.enforce);
     }
     this.root.metrics.inc(S.Accepted);
     this.root.metrics.inc(S.Active, 1);
