@@ -10,7 +10,9 @@ export { malloc, free } from "@solo-io/proxy-runtime/malloc";
 const roots = new Map<u32, Root>();
 const streams = new Map<u32, Stream>();
 
-export function proxy_abi_version_0_2_0(): void {}
+// ABI 0.2.1 (Envoy 1.30–1.36 accept it, envoy-host.md §1.1): same calls as 0.2.0 plus proxy_get_log_level, which
+// lets the filter skip building debug lines Envoy would drop.
+export function proxy_abi_version_0_2_1(): void {}
 
 export function proxy_on_context_create(id: u32, parent: u32): void {
   if (parent == 0) {

@@ -13,6 +13,7 @@ import { Stream, CONTINUE } from "./stream";
 
 const SPARSE_MIN: u32 = 1024; // smaller chunks are copied whole (one host call)
 const SPARSE_MAX_COPIES: i32 = 32; // then the rest of the chunk is copied in one go
+const DENSE_GAP: u32 = 512;        // frames closer than this on average: copy the rest of the chunk in one go
 
 /** One direction: its parser, what was already reported to stats, its message-rate bucket. */
 class Side {
@@ -172,7 +173,8 @@ function parseChunk(p: FrameParser, type: i32, size: u32): void {
     const off = p.nextOffset();
     if (off < 0) break;
     let n = p.nextLength();
-    if (copies >= SPARSE_MAX_COPIES) n = size - u32(off);
+    // Dense with small frames (or many headers already): one copy of the rest beats a host call per header.
+    if (copies >= SPARSE_MAX_COPIES || (copies >= 4 && u32(off) < u32(copies) * DENSE_GAP)) n = size - u32(off);
     if (getBuffer(type, u32(off), n) != OK || outLen == 0) { freeBytes(); break; }
     p.push(outPtr, u32(outLen));
     freeBytes();

@@ -6,7 +6,7 @@ import { ST_OK, ST_NOT_FOUND } from "../core/store";
 import { Beat, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey, drainKey } from "../core/ledger";
 import { HostStore } from "../host/shared_store";
 import { Metrics } from "../host/metrics";
-import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, encodePath, OK, setEffectiveContext, closeStream } from "../host/abi";
+import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, encodePath, OK, setEffectiveContext, closeStream, logLevel } from "../host/abi";
 import { Stream } from "./stream";
 import { collectRef } from "../host/gc";
 import { metadataPath } from "./keys";
@@ -36,6 +36,7 @@ export class Root {
   res: Result = new Result();
   beat: Beat = new Beat();
   ticks: u32 = 0;
+  debug: bool = false;         // Envoy's wasm logger is at debug or trace: lifecycle lines are worth building
   rateBuckets: u32 = 1;
   drainShared: bool = false;   // another configuration of this plugin marked the pod as draining
   closing: Array<Stream> = new Array<Stream>(0); // streams in a close handshake, with deadlines
@@ -60,6 +61,7 @@ export class Root {
       return false;
     }
     this.config = cfg;
+    this.debug = logLevel() <= LOG_DEBUG;
     const rl = cfg.rateLimit;
     this.rateBuckets = 1;
     if (rl !== null) {
@@ -167,11 +169,12 @@ export class Root {
   tick(): void {
     if (!this.configured) return;
     this.ticks++;
+    this.debug = logLevel() <= LOG_DEBUG;
     this.heartbeat();
     this.readDrain();
     this.expireClosing();
     this.retryPending();
-    if ((this.ticks & 63) == 0) collectRef();
+    collectRef(); // AS 0.17 frees cycles only here (toolchain.md §5); each tick keeps the roots buffer small
   }
 
   private heartbeat(): void {

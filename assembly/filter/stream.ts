@@ -9,11 +9,12 @@ import { Outcome, Result, acquireCounter, acquirePod, release, podKey, clientKey
 import { S, Reason, REASON_NAMES, REASON_DETAILS, REASON_STATUS } from "../core/stats";
 import { getHeader, outString, headerString, sendLocalReply, nowMs, propertyString, OK,
          MAP_REQUEST_HEADERS, MAP_RESPONSE_HEADERS } from "../host/abi";
-import { Root, LOG_INFO } from "./root";
+import { Root, LOG_INFO, LOG_DEBUG } from "./root";
 import { keyValue } from "./keys";
 import { serveEndpoint } from "./endpoints";
 import { log } from "../host/abi";
 import { Inspection } from "./frames";
+import { collectRef } from "../host/gc";
 
 const H_UPGRADE = String.UTF8.encode("upgrade");
 const H_CONNECTION = String.UTF8.encode("connection");
@@ -25,6 +26,7 @@ export const CONTINUE: u32 = 0;
 export const STOP: u32 = 1;
 
 const rate = new RateDecision();
+let finishedWs: u32 = 0;
 
 export class Stream {
   id: u32;
@@ -83,6 +85,7 @@ export class Stream {
     }
     this.root.metrics.inc(S.Accepted);
     this.root.metrics.inc(S.Active, 1);
+    if (this.root.debug) log(LOG_DEBUG, "ws_governor: upgraded stream=" + this.id.toString() + " pod=" + this.pod);
     return CONTINUE;
   }
 
@@ -99,8 +102,11 @@ export class Stream {
       m.inc(S.Released);
       const now = nowMs();
       m.record(S.Duration, now > this.startMs ? now - this.startMs : 0);
+      if (this.root.debug) log(LOG_DEBUG, "ws_governor: closed stream=" + this.id.toString() + " pod=" + this.pod);
     }
     this.releaseAll();
+    // Without ticks (none configured yet, or a VM that never ticks) collect every 1024 upgraded streams as well.
+    if ((++finishedWs & 1023) == 0) collectRef();
   }
 
   // ---- decisions ------------------------------------------------------------------------------------------------

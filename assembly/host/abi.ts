@@ -52,6 +52,17 @@ export function outString(): string {
   return s;
 }
 
+// ABI 0.2.1 only (envoy-host.md §1.3): the current level of Envoy's `wasm` logger.
+// @ts-ignore: decorator
+@external("env", "proxy_get_log_level")
+declare function proxy_get_log_level(level: usize): u32;
+
+/** Envoy's current `wasm` log level (0 trace … 5 critical); info (2) if unknown. */
+export function logLevel(): i32 {
+  if (proxy_get_log_level(SCRATCH + 4) != OK) return 2;
+  return load<i32>(SCRATCH, 4);
+}
+
 // ---- logging ----------------------------------------------------------------------------------------------------
 export function log(level: i32, msg: string): void {
   const b = String.UTF8.encode(msg);

@@ -1,0 +1,92 @@
+// One arm = one EnvoyProcess + one plugin. Upgrade lifecycles, streams held open ("live"), host-call counts.
+import { EnvoyProcess, type PluginHandleImpl } from "../../test/emulator/host/index.ts";
+import type { DownstreamConnection, FilterStream, HeaderList, StepResult } from "../../test/emulator/host/api.ts";
+
+export const UPGRADE_REQ: HeaderList = [
+  [":authority", "chat.example.com"], [":path", "/ws"], [":method", "GET"], [":scheme", "http"],
+  ["upgrade", "websocket"], ["connection", "Upgrade"], ["sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ=="],
+  ["sec-websocket-version", "13"], ["user-agent", "bench"]];
+export const UPGRADE_RESP: HeaderList = [
+  [":status", "101"], ["upgrade", "websocket"], ["connection", "Upgrade"],
+  ["sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]];
+
+export const CONN: DownstreamConnection = {
+  id: 1, sourceAddress: "10.1.2.3:40000", destinationAddress: "10.0.0.2:8080", protocol: "HTTP/1.1",
+};
+
+export class Arm {
+  readonly proc: EnvoyProcess;
+  readonly h: PluginHandleImpl;
+  /** streams admitted and not closed, per worker */
+  readonly live: FilterStream[][] = [];
+  private ops = 0;
+  /** virtual upgrades per second per worker: every 1000 upgrades the virtual clock moves by 1000/rate s, so ticks
+   *  (heartbeat, the filter's periodic __collect) run as they would in Envoy at that rate; 0 = the clock stands still */
+  rate = 1000;
+  constructor(readonly name: string, wasm: Uint8Array, configuration: string, concurrency = 1) {
+    this.proc = new EnvoyProcess({ concurrency, virtualTime: true, logLevel: "warn", maxLogEntries: 100 });
+    this.h = this.proc.addPlugin({ wasm, configuration }) as PluginHandleImpl;
+    for (let i = 0; i < concurrency; i++) this.live.push([]);
+  }
+
+  /** request headers (upgrade) + 101; returns the request-headers step result */
+  admit(worker: number): { s: FilterStream; r: StepResult } {
+    this.clock();
+    const s = this.h.newStream(worker, CONN);
+    const r = s.decodeHeaders(UPGRADE_REQ, false);
+    if (r.kind === "continue") s.encodeHeaders(UPGRADE_RESP, false);
+    return { s, r };
+  }
+
+  /** one full upgrade lifecycle: admit + 101 + complete */
+  lifecycle(worker: number): boolean {
+    this.clock();
+    const s = this.h.newStream(worker, CONN);
+    const r = s.decodeHeaders(UPGRADE_REQ, false);
+    const ok = r.kind === "continue";
+    if (ok) s.encodeHeaders(UPGRADE_RESP, false);
+    s.complete();
+    return ok;
+  }
+
+  /** bring the live count of a worker to n (only grows), bounded by deadline; returns the live count reached */
+  holdOpen(worker: number, n: number, deadline: number): number {
+    const l = this.live[worker];
+    while (l.length < n && performance.now() < deadline) {
+      for (let k = 0; k < 256 && l.length < n; k++) {
+        const { s, r } = this.admit(worker);
+        if (r.kind !== "continue") throw new Error(`${this.name}: admission refused while holding streams open (${r.kind})`);
+        l.push(s);
+      }
+    }
+    return l.length;
+  }
+
+  private clock(): void {
+    if (++this.ops === 1000) {
+      this.ops = 0;
+      if (this.rate > 0) this.proc.advance(1_000_000 / this.rate);
+    }
+  }
+
+  closeAll(worker: number): void {
+    for (const s of this.live[worker]) s.complete();
+    this.live[worker].length = 0;
+  }
+
+  failed(): boolean {
+    for (let i = 0; i < this.h.workers; i++) if (this.h.vmFailed(i)) return true;
+    return false;
+  }
+  stat(name: string): number {
+    return this.proc.stats.get(name) ?? 0;
+  }
+}
+
+/** The filter's configuration for the benchmarks: admission always succeeds (cap high, no rate limit). */
+export function filterConfig(extra: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    pod_name: "bench-pod", max_connections_per_pod: 1000000, rate_limit: null, metrics_path: "", health_path: "",
+    ...extra,
+  });
+}

@@ -1,0 +1,75 @@
+// Timing, GC and machine helpers. Every loop is bounded in count and in time.
+import { readFileSync } from "node:fs";
+import { cpus, loadavg } from "node:os";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
+
+setFlagsFromString("--expose-gc");
+const gcFn = runInNewContext("gc") as (() => void) | undefined;
+/** full GC between measurements, so a collection triggered by one arm is not billed to the next */
+export function gc(): void {
+  gcFn?.();
+}
+
+export function cpuModel(): string {
+  try {
+    const m = /^model name\s*:\s*(.+)$/m.exec(readFileSync("/proc/cpuinfo", "utf8"));
+    if (m) return m[1].trim();
+  } catch { /* not Linux */ }
+  return cpus()[0]?.model ?? "unknown CPU";
+}
+export function machine(): { cpu: string; cores: number; node: string; label: string; load: string } {
+  const cpu = cpuModel();
+  return { cpu, cores: cpus().length, node: process.version, label: `Node/V8 emulator on ${cpu}, not Envoy`,
+    load: loadavg().map((x) => x.toFixed(2)).join(" / ") };
+}
+
+/** ns per call of fn over n calls */
+export function nsPer(fn: () => void, n: number): number {
+  const t0 = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) fn();
+  return Number(process.hrtime.bigint() - t0) / n;
+}
+
+/** batch size so one batch takes about targetMs (between lo and hi calls) */
+export function calibrate(fn: () => void, targetMs: number, lo: number, hi: number): number {
+  const per = nsPer(fn, lo);
+  return Math.max(lo, Math.min(hi, Math.round((targetMs * 1e6) / Math.max(per, 1))));
+}
+
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** rounds of alternating batches (arm order rotated every round); per arm the fastest batch's ns per call (the
+ *  minimum is the estimate least disturbed by other processes on a shared machine) and the median */
+export function alternate(fns: Record<string, () => void>, rounds: number, targetMs: number, maxBatch: number,
+                          deadline: number): Record<string, { ns: number; median: number; samples: number; calls: number }> {
+  const names = Object.keys(fns);
+  const batch: Record<string, number> = {};
+  for (const k of names) batch[k] = calibrate(fns[k], targetMs, 20, maxBatch);
+  const samples: Record<string, number[]> = Object.fromEntries(names.map((k) => [k, []]));
+  const calls: Record<string, number> = Object.fromEntries(names.map((k) => [k, 0]));
+  for (let r = 0; r < rounds && (r < 1 || performance.now() < deadline); r++) {
+    gc();
+    for (let i = 0; i < names.length; i++) {
+      const k = names[(i + r) % names.length];
+      samples[k].push(nsPer(fns[k], batch[k]));
+      calls[k] += batch[k];
+    }
+  }
+  return Object.fromEntries(names.map((k) => [k, { ns: Math.min(...samples[k]), median: median(samples[k]), samples: samples[k].length, calls: calls[k] }]));
+}
+
+export function fmtNs(ns: number): string {
+  if (!isFinite(ns)) return "n/a";
+  if (ns >= 1e6) return `${(ns / 1e6).toFixed(2)} ms`;
+  if (ns >= 1e3) return `${(ns / 1e3).toFixed(2)} µs`;
+  return `${ns.toFixed(0)} ns`;
+}
+export function fmtInt(n: number): string {
+  return Math.round(n).toLocaleString("en-US");
+}

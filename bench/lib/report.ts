@@ -1,0 +1,130 @@
+// The results table (metric, value, goal, verdict) and BENCHMARKS.md.
+interface Row { id: string; metric: string; value: string; goal: string; verdict: string }
+interface Detail { title: string; head: string[]; rows: string[][] }
+
+export class Report {
+  readonly rows: Row[] = [];
+  readonly details: Detail[] = [];
+  private readonly why = new Map<string, string>();
+  constructor(readonly label: string) {}
+
+  /** goal: value ≤ limit */
+  le(id: string, metric: string, v: number, limit: number, show: (v: number) => string, goal: string,
+     by: (excess: number) => string): void {
+    const ok = v <= limit;
+    this.rows.push({ id, metric, value: show(v), goal, verdict: !isFinite(v) ? "not measured" : ok ? "met" : `missed by ${by(v - limit)}` });
+  }
+  /** goal: value ≥ limit */
+  ge(id: string, metric: string, v: number, limit: number, show: (v: number) => string, goal: string,
+     by: (shortfall: number) => string): void {
+    const ok = v >= limit;
+    this.rows.push({ id, metric, value: show(v), goal, verdict: !isFinite(v) ? "not measured" : ok ? "met" : `missed by ${by(limit - v)}` });
+  }
+  info(id: string, metric: string, value: string): void {
+    this.rows.push({ id, metric, value, goal: "–", verdict: "comparison" });
+  }
+  pending(id: string, metric: string, value: string, goal: string): void {
+    this.rows.push({ id, metric, value, goal, verdict: "pending" });
+  }
+  /** reason and suggestion printed under "Misses" when a row of this id missed its goal */
+  explain(id: string, text: string): void {
+    this.why.set(id, text);
+  }
+  private misses(): string[] {
+    const ids = [...new Set(this.rows.filter((r) => r.verdict.startsWith("missed")).map((r) => r.id))];
+    return ids.filter((id) => this.why.has(id)).map((id) => `* **${id}**: ${this.why.get(id)}`);
+  }
+  detail(title: string, head: string[], rows: string[][]): void {
+    this.details.push({ title, head, rows });
+  }
+
+  /** plain-text table for the console */
+  table(): string {
+    const head = ["", "metric", "value", "goal", "verdict"];
+    const body = this.rows.map((r) => [r.id, r.metric, r.value, r.goal, r.verdict]);
+    const out = [`Results — ${this.label}`, grid(head, body)];
+    for (const d of this.details) out.push("", d.title, grid(d.head, d.rows));
+    const m = this.misses();
+    if (m.length) out.push("", "Misses", ...m);
+    return out.join("\n");
+  }
+
+  markdown(o: { machine: { cpu: string; cores: number; node: string; label: string; load: string }; sdkFlags: string; wasmPath: string; seconds: number }): string {
+    const md = (head: string[], rows: string[][]) =>
+      [`| ${head.join(" | ")} |`, `|${head.map(() => "---").join("|")}|`, ...rows.map((r) => `| ${r.map(esc).join(" | ")} |`)].join("\n");
+    const date = new Date().toISOString().slice(0, 10);
+    return `# Benchmarks
+
+**${this.label}.** Every number below comes from one \`make bench\` run (${o.seconds.toFixed(0)} s, ${date}); ratios compare
+arms measured in that same run. Absolute times include the JavaScript host emulator (TextEncoder, Maps, DataViews: about
+three quarters of a lifecycle in the Node harness, toolchain.md §12), so they are **not** Envoy latencies: in Envoy a
+host→VM call costs 85–90 ns and a VM→host call 180–190 ns on V8 (peers.md §5), against 2–6 ns here. Read the ratios,
+the exact host-call counts and the memory figures; treat the absolute rates as properties of this harness.
+
+## Machine
+
+* CPU: ${o.machine.cpu} (${o.machine.cores} cores as seen by Node)
+* Load average (1/5/15 min) when the run started: ${o.machine.load} — a shared machine: other jobs ran alongside, so
+  absolute times move between runs; the arms alternate within each round so they share the same disturbance
+* Node ${o.machine.node}; host: the proxy-wasm emulator in \`test/emulator/host/\` (Envoy 1.36 rules, virtual time)
+* Filter: \`build/ws-governor.wasm\` (release target: \`-O3 --runtime half --use abort=abort_proc_exit\`, AssemblyScript 0.17.14)
+
+## Results
+
+${md(["", "metric", "value", "goal", "verdict"], this.rows.map((r) => [r.id, r.metric, r.value, r.goal, r.verdict]))}
+
+${this.misses().length ? `## Misses: why, and what to change\n\n${this.misses().join("\n")}\n\n` : ""}## Method
+
+* **Arms** (all in the same process run, one \`EnvoyProcess\` each, worker 0 measured):
+  * *filter*: the release module with \`{"pod_name":"bench-pod","max_connections_per_pod":1000000,"rate_limit":null,"metrics_path":"","health_path":""}\`
+    so every upgrade is admitted (inbound mode: one pod-slot CAS at the request headers, one at release).
+  * *empty module*: \`bench/arms/empty.wat\`, the ABI version, \`malloc\` and \`proxy_on_*\` that only Continue; no host calls.
+  * *SDK dispatcher*: \`bench/arms/sdk_dispatch.as\`, \`export * from "@solo-io/proxy-runtime/proxy"\` + \`registerRootContext\`,
+    a stream context that only Continues (SDK 0.1.8, \`${o.sdkFlags}\`; toolchain.md §6 item 18, §7).
+  * *naive counter*: \`bench/arms/naive_counter.wat\`, get shared data, +1, set with cas 0, 503 when ≥ cap; no CAS.
+* **P1** lifecycle = \`newStream\` → \`decodeHeaders\` (WebSocket upgrade request) → \`encodeHeaders\` (101) → \`complete()\`
+  (on_log, on_done, on_delete). "Live" streams are admitted streams held open on the same worker VM (the filter's stream map
+  and the pod ledger hold them; the SDK's \`context_map\` holds its contexts). At each live level the arms run alternating,
+  calibrated batches (arm order rotated each round, full GC before each round); the value is the fastest batch's ns per
+  lifecycle (the least disturbed by other processes; the console output also prints the medians).
+  Verdicts use the filter/empty ratio, which cancels the host's own cost (and its own drift with a large JS heap).
+* **P2** counts come from \`PluginHandle.hostCalls(worker)\` (exact per-import counters), averaged over warm upgrades:
+  admit = request headers + 101, release = \`complete()\`.
+* **P3** sends binary frames after the 101: masked client→server chunks through \`decodeData\` and unmasked server→client
+  chunks through \`encodeData\` (64 KiB: one frame per chunk; 4 KiB: 16 per chunk; 100 B: 160 per chunk). Bytes copied
+  into the VM are counted by a bench-only wrapper around the emulator's \`Vm.copyOut\` while the current host call is
+  \`proxy_get_buffer_bytes\` (bench/lib/frames.ts).
+* **P4** Wasm memory (\`memoryBytes(0)\`) after 10k warm-up lifecycles and after the soak; heap per live connection is the
+  memory growth of the P1 filter arm from 0 to the largest live level divided by that live count (64 KiB page granularity).
+* **P5** file size of the release module (and its gzip -9 size for reference).
+* **Race**: 4 worker VMs; \`sharedData.beforeSet\` fires inside VM A's \`proxy_set_shared_data\` and runs a whole admission
+  on VM B first, so every pair is "A gets, B gets and sets, A sets". Rounds run until the cap is reached, admitted streams
+  are held until the round ends, then released (without interleaving); over-admissions = admitted − cap, summed over rounds.
+* Every loop is bounded in count and in time; \`--smoke\` runs the same code with tiny counts (CI, no timing assertions).
+
+## Details
+
+${this.details.map((d) => `### ${d.title}\n\n${md(d.head, d.rows)}`).join("\n\n")}
+
+## Reproduce
+
+\`\`\`sh
+make bench                 # build, run everything once, print the table
+make bench ARGS=--write    # same, and rewrite this file
+make bench-smoke           # tiny counts, as CI runs it (checks the bench runs; asserts no timing)
+\`\`\`
+
+The SDK arm is compiled on first use into \`build/bench/\` (asc, about 15 s at -O3) and cached by source hash.
+`;
+  }
+}
+
+function esc(s: string): string {
+  return s.replace(/\|/g, "\\|");
+}
+
+function grid(head: string[], rows: string[][]): string {
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) => r.map((c, i) => (c ?? "").padEnd(w[i])).join(" | ").trimEnd();
+  return [line(head), w.map((x) => "-".repeat(x)).join("-+-"), ...rows.map(line)].join("\n");
+}

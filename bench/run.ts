@@ -1,0 +1,415 @@
+// ws-governor benchmarks: every number is measured in ONE process run, against baselines measured in the same run.
+//   node --import tsx bench/run.ts            full run, prints the table
+//   node --import tsx bench/run.ts --write    also writes BENCHMARKS.md
+//   node --import tsx bench/run.ts --smoke    tiny counts (CI): checks the bench runs and prints; asserts no timing
+// Node/V8 emulator (test/emulator/host), not Envoy: absolute times include the JavaScript host; read the ratios.
+import { writeFileSync } from "node:fs";
+import { gzipSync } from "node:zlib";
+import { join } from "node:path";
+import { Arm, filterConfig } from "./lib/host.ts";
+import { emptyWasm, filterWasm, naiveWasm, sdkWasm, ROOT, FILTER_WASM } from "./lib/modules.ts";
+import { alternate, fmtInt, fmtNs, gc, machine, nsPer } from "./lib/measure.ts";
+import { CallbackCounter, CopyCounter, chunk } from "./lib/frames.ts";
+import { Report } from "./lib/report.ts";
+import type { FilterStream } from "../test/emulator/host/api.ts";
+
+const args = new Set(process.argv.slice(2));
+const SMOKE = args.has("--smoke");
+const WRITE = args.has("--write") && !SMOKE;
+const T0 = performance.now();
+const elapsed = () => ((performance.now() - T0) / 1000).toFixed(1) + " s";
+const say = (s: string) => console.log(`[${elapsed()}] ${s}`);
+
+/** all counts and time bounds; --smoke shrinks everything so the run takes a few seconds */
+const P = SMOKE ? {
+  levels: [0, 100], sdkLevels: [0, 100], warmMs: 20, rounds: 2, batchMs: 3, maxBatch: 200, holdMs: 5_000, levelMs: 2_000,
+  p2Reps: 5, framesMs: 150, framesMaxIter: 50, soak: 2_000, soakWarm: 1_000, soakMs: 5_000, noTick: 1_000, sdkSoak: 500,
+  raceUpgrades: 400, raceMs: 5_000, cap: 16,
+} : {
+  levels: [0, 1_000, 10_000, 100_000], sdkLevels: [0, 1_000, 10_000], warmMs: 2_000, rounds: 9, batchMs: 60, maxBatch: 50_000,
+  holdMs: 120_000, levelMs: 30_000, p2Reps: 200, framesMs: 1_500, framesMaxIter: 200_000, soak: 1_000_000, soakWarm: 200_000, noTick: 100_000,
+  soakMs: 120_000, sdkSoak: 100_000, raceUpgrades: 100_000, raceMs: 120_000, cap: 100,
+};
+
+const M = machine();
+let lifecycleCalls = NaN; // host calls per upgrade lifecycle (P2), quoted in the P1 explanation
+let smallFrames = { calls: NaN, copied: NaN }; // P3, 100 B frames with inspection on
+const report = new Report(M.label);
+console.log(`ws-governor benchmarks${SMOKE ? " (--smoke: tiny counts, numbers meaningless)" : ""}`);
+console.log(M.label + `; ${M.cores} cores; Node ${M.node}; load average ${M.load}`);
+
+const ours = filterWasm();
+const empty = emptyWasm();
+const sdk = sdkWasm(!SMOKE);
+say(`modules: filter ${ours.length} B, empty ${empty.length} B, sdk-dispatch ${sdk.wasm.length} B (${sdk.flags}${sdk.compiled ? ", compiled now" : ", cached"})`);
+
+// ---------------------------------------------------------------------------------------------------------------
+// P5: release size
+{
+  const gz = gzipSync(ours, { level: 9 }).length;
+  report.le("P5", "release .wasm size", ours.length, 40_960, (v) => `${fmtInt(v)} B (${(v / 1024).toFixed(1)} KiB; gzip -9 ${fmtInt(gz)} B)`,
+    "≤ 40 KB (40,960 B)", (d) => `${fmtInt(d)} B`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// P2: host calls per admitted upgrade and per release, by kind (exact counts)
+{
+  const reps = P.p2Reps;
+  const countArm = (name: string, wasm: Uint8Array, cfg: string) => {
+    const a = new Arm(name, wasm, cfg, 1);
+    a.rate = 0;
+    for (let i = 0; i < 10; i++) a.lifecycle(0); // warm: first-stream work (pod slot hint, …) is not per-upgrade
+    const hc = a.h.hostCalls(0);
+    const admit: Record<string, number> = {}, rel: Record<string, number> = {};
+    let admitted = 0;
+    for (let i = 0; i < reps; i++) {
+      hc.reset();
+      const { s, r } = a.admit(0);
+      if (r.kind === "continue") admitted++;
+      add(admit, hc.all());
+      hc.reset();
+      s.complete();
+      add(rel, hc.all());
+    }
+    if (admitted !== reps) throw new Error(`${name}: ${reps - admitted} of ${reps} upgrades not admitted`);
+    const cb = new CallbackCounter();
+    cb.install();
+    try { for (let i = 0; i < reps; i++) a.lifecycle(0); } finally { cb.uninstall(); }
+    return { admit: per(admit, reps), rel: per(rel, reps), callbacks: cb.total / reps };
+  };
+  const o = countArm("filter", ours, filterConfig());
+  const s = countArm("sdk", sdk.wasm, "");
+  const sharedOf = (c: Record<string, number>) => (c.proxy_get_shared_data ?? 0) + (c.proxy_set_shared_data ?? 0);
+  report.detail("P2 host calls per upgrade (average over " + reps + " upgrades, 0 live; exact counts from hostCalls)",
+    ["host call", "filter: admit (req headers + 101)", "filter: release (complete)", "sdk dispatcher: admit", "sdk dispatcher: release"],
+    kinds(o.admit, o.rel, s.admit, s.rel).map((k) => [k, num(o.admit[k]), num(o.rel[k]), num(s.admit[k]), num(s.rel[k])]));
+  report.le("P2", "shared-data calls per admitted upgrade", sharedOf(o.admit), 4, (v) => `${num(v)} (${desc(o.admit, "shared")})`,
+    "≤ 4", (d) => `${num(d)} calls`);
+  report.le("P2", "shared-data calls per release", sharedOf(o.rel), 2, (v) => `${num(v)} (${desc(o.rel, "shared")})`,
+    "≤ 2", (d) => `${num(d)} calls`);
+  report.info("P2", "all host calls per upgrade lifecycle", `${num(total(o.admit) + total(o.rel))} (admit ${num(total(o.admit))} + release ${num(total(o.rel))}); SDK dispatcher pass-through: ${num(total(s.admit) + total(s.rel))} of which proxy_log ${num((s.admit.proxy_log ?? 0) + (s.rel.proxy_log ?? 0))}`);
+  lifecycleCalls = total(o.admit) + total(o.rel);
+  const e = countArm("empty", empty, "");
+  const HOST_TO_VM = 85.5, VM_TO_HOST = 190; // ns, Envoy wasm_speed_test on V8 (peers.md §5)
+  const proj = (cbs: number, calls: number) => cbs * HOST_TO_VM + calls * VM_TO_HOST;
+  const pf = proj(o.callbacks, total(o.admit) + total(o.rel)), pe = proj(e.callbacks, total(e.admit) + total(e.rel));
+  report.info("P2", "boundary crossings projected onto Envoy's published V8 call costs (estimate, not measured)",
+    `filter ${num(o.callbacks)} callbacks + ${num(total(o.admit) + total(o.rel))} host calls ≈ ${fmtNs(pf)} + guest work; ` +
+    `empty ${num(e.callbacks)} callbacks ≈ ${fmtNs(pe)} ⇒ ≥ ${(pf / pe).toFixed(1)}× from crossings alone`);
+  say("P2 done");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// P1: lifecycle cost vs the empty module at 0 / 1k / 10k / 100k live; SDK dispatcher at 0 / 1k / 10k
+{
+  const arms = {
+    filter: new Arm("filter", ours, filterConfig(), 1),
+    empty: new Arm("empty", empty, "", 1),
+    sdk: new Arm("sdk", sdk.wasm, "", 1),
+  };
+  for (const a of Object.values(arms)) { // JIT warm-up, bounded in count and time
+    const until = performance.now() + P.warmMs;
+    for (let i = 0; i < 200_000 && (i < 200 || performance.now() < until); i++) a.lifecycle(0);
+  }
+  const rows: string[][] = [];
+  const res: Record<number, Record<string, number>> = {};
+  for (const level of P.levels) {
+    const deadline = performance.now() + P.holdMs;
+    const fns: Record<string, () => void> = {};
+    for (const [k, a] of Object.entries(arms)) {
+      if (k === "sdk" && !P.sdkLevels.includes(level)) continue;
+      const got = a.holdOpen(0, level, deadline);
+      if (got < level) throw new Error(`${k}: only ${got} of ${level} live streams within the time bound`);
+      fns[k] = () => { a.lifecycle(0); };
+    }
+    gc();
+    const r = alternate(fns, P.rounds, P.batchMs, P.maxBatch, performance.now() + P.levelMs);
+    res[level] = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.ns]));
+    const ratio = r.filter.ns / r.empty.ns;
+    rows.push([fmtInt(level), fmtNs(r.filter.ns), fmtNs(r.empty.ns), ratio.toFixed(2) + "×",
+      r.sdk ? fmtNs(r.sdk.ns) : "not run", r.sdk ? (r.sdk.ns / r.empty.ns).toFixed(1) + "×" : "–",
+      `${r.filter.calls}/${r.empty.calls}/${r.sdk?.calls ?? 0}`]);
+    say(`P1 live=${level}: filter ${fmtNs(r.filter.ns)} (median ${fmtNs(r.filter.median)}), empty ${fmtNs(r.empty.ns)} (median ${fmtNs(r.empty.median)}) → ${ratio.toFixed(2)}×` +
+      (r.sdk ? `, sdk ${fmtNs(r.sdk.ns)}` : ""));
+  }
+  for (const a of Object.values(arms)) if (a.failed()) throw new Error(`${a.name}: a VM trapped during P1`);
+  report.detail("P1 one upgrade lifecycle (new stream, upgrade request headers, 101, complete) on worker 0 with N streams held open on the same VM; fastest of alternating batches",
+    ["live", "filter", "empty module", "filter / empty", "SDK dispatcher", "SDK / empty", "lifecycles timed (filter/empty/sdk)"], rows);
+  const lv = P.levels;
+  const ratios = lv.map((l) => res[l].filter / res[l].empty);
+  const worst = Math.max(...ratios);
+  report.le("P1", "lifecycle cost vs empty module (worst of " + lv.map(fmtK).join("/") + " live)", worst, 2,
+    () => ratios.map((x, i) => `${fmtK(lv[i])}: ${x.toFixed(2)}×`).join(", "), "≤ 2×", (d) => `${d.toFixed(2)}×`);
+  const r0 = ratios[0];
+  const drift = Math.max(...ratios.map((x) => Math.abs(x / r0 - 1)));
+  const absDrift = lv.map((l) => res[l].filter / res[lv[0]].filter - 1);
+  const emptyDrift = lv.map((l) => res[l].empty / res[lv[0]].empty - 1);
+  report.le("P1", `filter/empty ratio from 0 to ${fmtK(lv[lv.length - 1])} live`, drift * 100, 10,
+    () => `max ${(drift * 100).toFixed(1)} % (filter alone: ${absDrift.map(pct).join(", ")}; empty alone: ${emptyDrift.map(pct).join(", ")})`,
+    "within ±10 %", (d) => `${d.toFixed(1)} points`);
+  const sl = P.sdkLevels.filter((l) => res[l]?.sdk !== undefined);
+  report.info("P1", "SDK dispatcher lifecycle cost vs live streams (comparison arm)",
+    sl.map((l) => `${fmtK(l)}: ${fmtNs(res[l].sdk)} (${(res[l].sdk / res[l].filter).toFixed(1)}× the filter)`).join(", "));
+  for (const a of Object.values(arms)) a.closeAll(0);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// P4: memory flat over 1M lifecycles; heap bytes per live connection. The virtual clock runs at 1,000 upgrades/s per
+// worker, so the filter's ticks (and its __collect every 64 ticks) happen as in Envoy at that rate.
+{
+  const a = new Arm("filter", ours, filterConfig(), 1);
+  for (let i = 0; i < P.soakWarm; i++) a.lifecycle(0); // several __collect periods: the high-water mark is reached
+  const before = a.h.memoryBytes(0);
+  const deadline = performance.now() + P.soakMs;
+  let n = 0;
+  const t0 = performance.now();
+  while (n < P.soak && performance.now() < deadline) {
+    for (let k = 0; k < 1000 && n < P.soak; k++, n++) a.lifecycle(0);
+  }
+  const secs = (performance.now() - t0) / 1000;
+  const after = a.h.memoryBytes(0);
+  if (a.failed()) throw new Error("filter VM trapped in the soak");
+  report.le("P4", `Wasm memory before/after ${fmtInt(n)} lifecycles (after ${fmtInt(P.soakWarm)} warm-up, ticks at 1k upgrades/s)`, after - before, 0,
+    () => `${fmtInt(before)} → ${fmtInt(after)} B (${fmtInt(n / secs)} lifecycles/s)`, "flat", (d) => `+${fmtInt(d)} B`);
+
+  // the same without ticks: nothing runs __collect, so every buffered (possibly cyclic) object stays allocated
+  const nt = new Arm("filter", ours, filterConfig(), 1);
+  nt.rate = 0;
+  const nb = nt.h.memoryBytes(0);
+  for (let i = 0; i < P.noTick; i++) nt.lifecycle(0);
+  const na = nt.h.memoryBytes(0);
+  report.info("P4", `filter memory over ${fmtInt(P.noTick)} lifecycles with no tick (no __collect)`,
+    `${fmtInt(nb)} → ${fmtInt(na)} B (≈ ${((na - nb) / P.noTick).toFixed(0)} B per lifecycle held until __collect runs, ` +
+    `every 64 ticks = 64k lifecycles at 1k upgrades/s)`);
+
+  // heap per live connection: streams held open in chunks, a __collect (64 virtual seconds) after each chunk
+  const hl = new Arm("filter", ours, filterConfig(), 1);
+  hl.rate = 0;
+  for (let i = 0; i < 2000; i++) hl.lifecycle(0);
+  hl.proc.advance(64_000);
+  const m0 = hl.h.memoryBytes(0);
+  const target = P.levels[P.levels.length - 1];
+  const chunkN = Math.max(1, Math.min(5000, target));
+  const hdl = performance.now() + P.holdMs;
+  const memRows: string[][] = [[fmtInt(0), fmtInt(m0)]];
+  while (hl.live[0].length < target && performance.now() < hdl) {
+    hl.holdOpen(0, Math.min(target, hl.live[0].length + chunkN), hdl);
+    hl.proc.advance(64_000);
+    if ([1000, 10_000, 100_000].includes(hl.live[0].length) || hl.live[0].length === target) {
+      memRows.push([fmtInt(hl.live[0].length), fmtInt(hl.h.memoryBytes(0))]);
+    }
+  }
+  const live = hl.live[0].length, m1 = hl.h.memoryBytes(0);
+  const perLive = live > 0 ? (m1 - m0) / live : NaN;
+  report.le("P4", `heap bytes per live connection (memory growth at ${fmtK(live)} live)`, perLive, 256,
+    () => `${perLive.toFixed(1)} B (${fmtInt(m0)} → ${fmtInt(m1)} B)`, "≤ 256 B", (d) => `${d.toFixed(1)} B`);
+  report.detail("P4 filter Wasm memory (worker 0) with N upgraded streams held open (__collect after every 5k)",
+    ["live", "memory bytes"], memRows);
+  hl.closeAll(0);
+
+  // comparison: the SDK dispatcher's leak (toolchain.md §7.1)
+  const s = new Arm("sdk", sdk.wasm, "", 1);
+  const sb = s.h.memoryBytes(0);
+  for (let i = 0; i < P.sdkSoak; i++) s.lifecycle(0);
+  report.info("P4", `SDK dispatcher memory over ${fmtInt(P.sdkSoak)} lifecycles (comparison arm)`,
+    `${fmtInt(sb)} → ${fmtInt(s.h.memoryBytes(0))} B`);
+  say("P4 done");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// P3: frame inspection (after the 101): throughput, frames/s, bytes copied into the VM per byte proxied
+{
+  const counter = new CopyCounter();
+  const sizes = [
+    { name: "64 KiB frames", payload: 65536, perChunk: 1 },
+    { name: "4 KiB frames", payload: 4096, perChunk: 16 },
+    { name: "100 B frames", payload: 100, perChunk: 160 },
+  ];
+  let framesArm: Arm | null = null;
+  let loadError = "";
+  try {
+    framesArm = new Arm("filter+frames", ours, filterConfig({ frames: { enabled: true, max_message_bytes: 0 } }), 1);
+  } catch (e) {
+    loadError = (e as Error).message;
+  }
+  const emptyArm = new Arm("empty", empty, "", 1);
+  const plainArm = new Arm("filter", ours, filterConfig(), 1);
+  const open = (a: Arm) => {
+    const { s, r } = a.admit(0);
+    if (r.kind !== "continue") throw new Error(`${a.name}: upgrade not admitted`);
+    return s;
+  };
+  const results: Array<{ arm: string; size: string; gbps: number; fps: number; copied: number; getCalls: number; frames: number }> = [];
+  let inspecting = false;
+  counter.install();
+  try {
+    for (const sz of sizes) {
+      const up = chunk(sz.payload, sz.perChunk, true), down = chunk(sz.payload, sz.perChunk, false);
+      const arms: Arm[] = [emptyArm, plainArm, ...(framesArm ? [framesArm] : [])];
+      for (const a of arms) {
+        const s: FilterStream = open(a);
+        const hc = a.h.hostCalls(0);
+        const step = () => {
+          const x = s.decodeData(up.data, false), y = s.encodeData(down.data, false);
+          if (x.kind !== "continue" || y.kind !== "continue") throw new Error(`${a.name}: frames not forwarded (${x.kind}/${y.kind})`);
+        };
+        for (let i = 0; i < 20; i++) step(); // warm-up
+        gc();
+        hc.reset();
+        counter.bytes = 0;
+        let iters = 0;
+        const deadline = performance.now() + P.framesMs;
+        const t0 = process.hrtime.bigint();
+        while (iters < P.framesMaxIter && performance.now() < deadline) {
+          for (let k = 0; k < 16; k++, iters++) step();
+        }
+        const ns = Number(process.hrtime.bigint() - t0);
+        const bytes = iters * (up.data.length + down.data.length);
+        const frames = iters * 2 * sz.perChunk;
+        results.push({ arm: a.name, size: sz.name, gbps: bytes / ns, fps: frames / (ns / 1e9), copied: counter.bytes / bytes,
+          getCalls: hc.get("proxy_get_buffer_bytes") / (iters * 2), frames });
+        if (a === framesArm && (hc.get("proxy_get_buffer_bytes") > 0 ||
+            (a.stat("wasmcustom.ws_governor.frames_total.direction.downstream") > 0))) inspecting = true;
+        s.complete();
+        if (a.failed()) throw new Error(`${a.name}: VM trapped in P3`);
+      }
+    }
+  } finally {
+    counter.uninstall();
+  }
+  const r = (arm: string, size: string) => results.find((x) => x.arm === arm && x.size === size)!;
+  report.detail("P3 WebSocket data after the 101: each step = one client→server chunk (masked) via decodeData + one server→client chunk via encodeData",
+    ["arm", "frames", "GB/s", "frames/s", "bytes copied into VM / byte proxied", "get_buffer_bytes per chunk"],
+    results.map((x) => [x.arm, x.size, x.gbps.toFixed(2), fmtInt(x.fps), (x.copied * 100).toFixed(2) + " %", x.getCalls.toFixed(2)]));
+  if (framesArm && inspecting) {
+    const big = r(framesArm.name, "64 KiB frames"), small = r(framesArm.name, "100 B frames"), mid = r(framesArm.name, "4 KiB frames");
+    report.ge("P3", "frame inspection throughput, 64 KiB frames", big.gbps, 1, (v) => `${v.toFixed(2)} GB/s (empty module: ${r("empty", "64 KiB frames").gbps.toFixed(2)} GB/s)`,
+      "≥ 1 GB/s", (d) => `${d.toFixed(2)} GB/s`);
+    report.ge("P3", "frame inspection rate, 100 B frames", small.fps, 5e6, (v) => `${fmtInt(v)} frames/s (empty module: ${fmtInt(r("empty", "100 B frames").fps)})`,
+      "≥ 5 M frames/s", (d) => `${fmtInt(d)} frames/s`);
+    smallFrames = { calls: small.getCalls, copied: small.copied };
+    const worstCopy = Math.max(big.copied, mid.copied);
+    report.le("P3", "bytes copied into the VM per byte proxied (frames ≥ 4 KiB)", worstCopy * 100, 5,
+      () => `4 KiB: ${(mid.copied * 100).toFixed(2)} %, 64 KiB: ${(big.copied * 100).toFixed(2)} % (100 B: ${(small.copied * 100).toFixed(2)} %)`,
+      "≤ 5 %", (d) => `${d.toFixed(2)} points`);
+  } else {
+    const why = framesArm ? "the module does not inspect frames yet (no proxy_get_buffer_bytes, no frames_total)" : `"frames.enabled" rejected: ${loadError}`;
+    const pb = r("filter", "64 KiB frames"), ps = r("filter", "100 B frames");
+    report.pending("P3", "frame inspection throughput / frames/s / bytes copied",
+      `pending: ${why}. Pass-through body cost meanwhile (frames disabled): ${pb.gbps.toFixed(2)} GB/s on 64 KiB frames, ` +
+      `${fmtInt(ps.fps)} frames/s on 100 B frames, ${(pb.copied * 100).toFixed(2)} % copied`, "≥ 1 GB/s; ≥ 5 M frames/s; ≤ 5 %");
+  }
+  say("P3 done" + (inspecting ? "" : " (frame inspection not active: pending)"));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Race: CAS filter vs naive read-modify-write counter, 4 worker VMs, forced interleaving through sharedData.beforeSet:
+// for each pair, VM A gets, then VM B gets and sets (a whole admission), then VM A sets.
+{
+  const cap = P.cap;
+  const race = (name: string, wasm: Uint8Array, cfg: string, keyPrefix: string, resetKey: ((a: Arm) => void) | null) => {
+    const a = new Arm(name, wasm, cfg, 4);
+    a.rate = 0; // no ticks: only the forced interleaving touches shared data
+    const names = [0, 1, 2, 3].map((i) => `worker-${i}`);
+    let armedFor = "", other = -1;
+    let held: FilterStream[] = [];
+    let upgrades = 0, admitted = 0, over = 0, rounds = 0, interleaved = 0, roundsAtCap = 0;
+    const take = (w: number) => {
+      const { s, r } = a.admit(w);
+      upgrades++;
+      if (r.kind === "continue") { held.push(s); admitted++; return true; }
+      s.complete();
+      return false;
+    };
+    a.proc.sharedData.beforeSet = (_vmId, key, vm) => {
+      if (vm !== armedFor || !key.startsWith(keyPrefix)) return;
+      armedFor = "";
+      interleaved++;
+      take(other);
+    };
+    const deadline = performance.now() + P.raceMs;
+    let pair = 0;
+    while (upgrades + 2 <= P.raceUpgrades && performance.now() < deadline) {
+      rounds++;
+      held = [];
+      for (let k = 0; k < 2 * cap + 8 && upgrades + 2 <= P.raceUpgrades; k++, pair++) {
+        const A = pair % 4, B = (pair + 1) % 4;
+        armedFor = names[A];
+        other = B;
+        const okA = take(A);
+        armedFor = "";
+        if (!okA && held.length >= cap) break; // at the cap: this round is decided
+      }
+      if (held.length >= cap) roundsAtCap++;
+      over += Math.max(0, held.length - cap);
+      for (const s of held) s.complete(); // releases run without interleaving
+      resetKey?.(a);
+    }
+    if (a.failed()) throw new Error(`${name}: a VM trapped in the race`);
+    return { upgrades, admitted, over, rounds, interleaved, roundsAtCap, retries: a.stat("wasmcustom.ws_governor.cas_retries_total") };
+  };
+  const f = race("filter", ours, JSON.stringify({ pod_name: "bench-pod", max_connections_per_pod: cap, rate_limit: null,
+    metrics_path: "", health_path: "" }), "wsg:pod:", null);
+  const n = race("naive", naiveWasm(cap), "", "naive:count", (a) => {
+    a.proc.sharedData.put("", "naive:count", new Uint8Array(4));
+  });
+  report.detail(`Race: cap ${cap} per round, 4 worker VMs, every admission of VM A interleaved with a whole admission of VM B between A's get and A's set`,
+    ["arm", "upgrades", "interleavings", "admitted", "rounds (reached cap)", "over-admissions beyond cap", "CAS retries"],
+    [["filter (CAS ledger)", fmtInt(f.upgrades), fmtInt(f.interleaved), fmtInt(f.admitted), `${f.rounds} (${f.roundsAtCap})`, fmtInt(f.over), fmtInt(f.retries)],
+     ["naive get/+1/set cas 0", fmtInt(n.upgrades), fmtInt(n.interleaved), fmtInt(n.admitted), `${n.rounds} (${n.roundsAtCap})`, fmtInt(n.over), "–"]]);
+  report.le("Race", `over-admissions beyond the cap, ${fmtInt(f.upgrades)} racing upgrades`, f.over, 0,
+    (v) => `${fmtInt(v)} (naive no-CAS counter: ${fmtInt(n.over)} over ${fmtInt(n.upgrades)} upgrades, ${(100 * n.over / Math.max(1, n.admitted)).toFixed(1)} % of its admissions)`,
+    "0", (d) => `${fmtInt(d)}`);
+  say("race done");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+report.explain("P1", `Every lifecycle of the filter makes ${num(lifecycleCalls)} host calls (P2)`+" where the empty module makes none, and each " +
+  "call into the JavaScript host costs far more than the guest work around it; the guest's own time goes mostly to the " +
+  "allocator and reference counting (per-call String.UTF8.encode of shared-data keys, pod-key string building, Ledger " +
+  "objects decoded and re-encoded, header values turned into strings). Suggestions for assembly/: keep the metric " +
+  "deltas in the guest and flush them on tick (removes every increment/record_metric call from the lifecycle), cache each pod key's " +
+  "encoded ArrayBuffer in Root, update the VM's share in the ledger bytes in place instead of decode/encode, compare " +
+  "header bytes instead of building strings, and read the time once per lifecycle.");
+report.explain("P3", "After 4 header-sized copies, a chunk whose frames average < 512 B is copied whole in one " +
+  "call (assembly/filter/frames.ts DENSE_GAP): " + `${smallFrames.calls.toFixed(0)} proxy_get_buffer_bytes calls per ` +
+  `16.6 KiB chunk of 100 B frames, ${(smallFrames.copied * 100).toFixed(0)} % of the bytes copied. What remains is the ` +
+  "copy into the VM (one JavaScript host call per chunk here) and the parser's byte-wise header state machine.");
+report.explain("P5", "Built with -O3z --converge (asconfig.json release). Of the rest, about 7 KB is AssemblyScript's " +
+  "runtime (TLSF allocator, reference counting, Map, strings), about 8 KB of code plus 4 KB of messages is the strict " +
+  "configuration parser (JSON reader, per-field errors), and 15 KB of static data are UTF-16 strings with 16-byte headers.");
+const table = report.table();
+console.log("\n" + table);
+say("total");
+if (WRITE) {
+  writeFileSync(join(ROOT, "BENCHMARKS.md"), report.markdown({ machine: M, sdkFlags: sdk.flags, wasmPath: FILTER_WASM, seconds: (performance.now() - T0) / 1000 }));
+  console.log("wrote BENCHMARKS.md");
+}
+
+// ---- small helpers ----
+function add(acc: Record<string, number>, c: Record<string, number>): void {
+  for (const [k, v] of Object.entries(c)) acc[k] = (acc[k] ?? 0) + v;
+}
+function per(acc: Record<string, number>, n: number): Record<string, number> {
+  return Object.fromEntries(Object.entries(acc).map(([k, v]) => [k, v / n]));
+}
+function total(c: Record<string, number>): number {
+  return Object.values(c).reduce((a, b) => a + b, 0);
+}
+function kinds(...cs: Array<Record<string, number>>): string[] {
+  return [...new Set(cs.flatMap((c) => Object.keys(c)))].sort();
+}
+function num(v: number | undefined): string {
+  if (v === undefined) return "0";
+  return Number.isInteger(v) ? String(v) : v.toFixed(2);
+}
+function desc(c: Record<string, number>, _what: "shared"): string {
+  return `get ${num(c.proxy_get_shared_data)}, set ${num(c.proxy_set_shared_data)}`;
+}
+function fmtK(n: number): string {
+  return n >= 1000 ? `${n / 1000}k` : String(n);
+}
+function pct(x: number): string {
+  return `${x >= 0 ? "+" : ""}${(x * 100).toFixed(1)} %`;
+}
+void nsPer;
