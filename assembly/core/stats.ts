@@ -16,6 +16,8 @@ export const enum S {
   FramesDown, FramesUp, MsgDown, MsgUp, BytesDown, BytesUp,
   Pings, Pongs, Closes,
   Close1001, Close1002, Close1008, Close1009, FrameResets, ShadowFrameCloses,
+  Seen1000, Seen1001, Seen1002, Seen1008, Seen1009, Seen1011, SeenOther,
+  IdleDown, IdleUp,
   COUNT,
 }
 
@@ -27,11 +29,12 @@ const FAMILIES: string[] = [
   "contention_decisions_total", "reclaimed_total", "orphan_releases_total", "corrupt_values_total",
   "active_connections", "connection_duration_ms", "frames_total", "messages_total", "bytes_total",
   "control_frames_total", "frame_closes_total", "frame_resets_total", "shadow_frame_closes_total",
+  "close_frames_total", "max_idle_ms",
 ];
 const TAGS: string[] = ["", "reason", "decision", "direction", "kind", "code"];
 const VALUES: string[] = [
   "", "rate_limited", "pod_full", "client_full", "draining", "contention", "allow", "deny", "downstream", "upstream",
-  "ping", "pong", "close", "1001", "1002", "1008", "1009",
+  "ping", "pong", "close", "1001", "1002", "1008", "1009", "1000", "1011", "other",
 ];
 
 // family | tag << 8 | value << 16, in the order of enum S
@@ -45,6 +48,9 @@ const PARTS: u32[] = [
   14 | 3 << 8 | 8 << 16, 14 | 3 << 8 | 9 << 16,
   15 | 4 << 8 | 10 << 16, 15 | 4 << 8 | 11 << 16, 15 | 4 << 8 | 12 << 16,
   16 | 5 << 8 | 13 << 16, 16 | 5 << 8 | 14 << 16, 16 | 5 << 8 | 15 << 16, 16 | 5 << 8 | 16 << 16, 17, 18,
+  19 | 5 << 8 | 17 << 16, 19 | 5 << 8 | 13 << 16, 19 | 5 << 8 | 14 << 16, 19 | 5 << 8 | 15 << 16,
+  19 | 5 << 8 | 16 << 16, 19 | 5 << 8 | 18 << 16, 19 | 5 << 8 | 19 << 16,
+  20 | 3 << 8 | 8 << 16, 20 | 3 << 8 | 9 << 16,
 ];
 
 /** Envoy stat name (without "wasmcustom."), e.g. "ws_governor.rejected_total.reason.pod_full". */
@@ -72,7 +78,7 @@ export function promFamily(s: i32): string {
 
 export function statKind(s: i32): i32 {
   if (s == S.Active) return GAUGE;
-  if (s == S.Duration) return HISTOGRAM;
+  if (s == S.Duration || s == S.IdleDown || s == S.IdleUp) return HISTOGRAM;
   return COUNTER;
 }
 

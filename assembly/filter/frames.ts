@@ -27,6 +27,9 @@ class Side {
   tokens: f64 = 0;
   lastMs: u64 = 0;
   oversize: u64 = 0;      // shadow mode: oversize frames/messages already counted
+  closeCounted: bool = false; // the code of this side's close frame was counted
+  lastChunkMs: u64 = 0;   // for the idle metric: the longest gap between two chunks of this side
+  maxIdleMs: u64 = 0;
   pendingCode: u16 = 0;   // a close frame to deliver on this side at its next frame boundary
   delivered: bool = false;
 
@@ -75,6 +78,9 @@ function onBody(s: Stream, fromClient: bool, size: u32): u32 {
   if (insp.closing) return closingChunk(s, insp, side, fromClient, type, size);
 
   const p = side.parser;
+  const now = nowMs();
+  if (side.lastChunkMs > 0 && now > side.lastChunkMs && now - side.lastChunkMs > side.maxIdleMs) side.maxIdleMs = now - side.lastChunkMs;
+  side.lastChunkMs = now;
   if (size == 0 || p.stopped) return CONTINUE;
   parseChunk(p, type, size);
   report(s, side, fromClient);
@@ -193,6 +199,25 @@ function report(s: Stream, side: Side, fromClient: bool): void {
   if (p.pings > side.pings) { m.inc(S.Pings, i64(p.pings - side.pings)); side.pings = p.pings; }
   if (p.pongs > side.pongs) { m.inc(S.Pongs, i64(p.pongs - side.pongs)); side.pongs = p.pongs; }
   if (p.closes > side.closes) { m.inc(S.Closes, i64(p.closes - side.closes)); side.closes = p.closes; }
+  if (!side.closeCounted && p.lastCloseCode != 0) {
+    side.closeCounted = true;
+    const c = p.lastCloseCode;
+    let st = S.SeenOther;
+    if (c == 1000) st = S.Seen1000;
+    else if (c == 1001) st = S.Seen1001;
+    else if (c == 1002) st = S.Seen1002;
+    else if (c == 1008) st = S.Seen1008;
+    else if (c == 1009) st = S.Seen1009;
+    else if (c == 1011) st = S.Seen1011;
+    m.inc(st);
+  }
+}
+
+/** At stream end: the longest silence of each direction, as histogram samples. */
+export function recordIdle(s: Stream, insp: Inspection): void {
+  const m = s.root.metrics;
+  m.record(S.IdleDown, insp.down.maxIdleMs);
+  m.record(S.IdleUp, insp.up.maxIdleMs);
 }
 
 /** Message-rate token bucket per connection and direction. Consumes the messages counted since the last chunk. */
@@ -201,7 +226,7 @@ function overRate(s: Stream, side: Side): bool {
   const fresh = side.parser.messages - side.messages;
   side.messages = side.parser.messages;
   if (f.messagesPerSecond == 0 || fresh == 0) return false;
-  const now = nowMs();
+  const now = side.lastChunkMs;
   if (side.lastMs > 0 && now > side.lastMs) {
     side.tokens += f64(now - side.lastMs) * f64(f.messagesPerSecond) / 1000.0;
     if (side.tokens > f64(f.messageBurst)) side.tokens = f64(f.messageBurst);

@@ -13,7 +13,7 @@ import { Root, LOG_INFO, LOG_DEBUG } from "./root";
 import { keyValue } from "./keys";
 import { serveEndpoint } from "./endpoints";
 import { log } from "../host/abi";
-import { Inspection } from "./frames";
+import { Inspection, recordIdle } from "./frames";
 import { collectRef } from "../host/gc";
 
 const H_UPGRADE = String.UTF8.encode("upgrade");
@@ -95,6 +95,8 @@ export class Stream {
     this.finished = true;
     if (!this.ws) return;
     const m = this.root.metrics;
+    const insp = this.insp;
+    if (insp !== null) recordIdle(this, insp);
     this.insp = null;
     if (this.confirmed) {
       this.confirmed = false;

@@ -67,7 +67,7 @@ test("dashboard: contracts.md yields the metric list the check relies on", () =>
   const { envoy, endpoint } = contractPrometheusMetrics();
   assert.equal(envoy.get("ws_governor_rejected_total"), "counter");
   assert.equal(envoy.get("ws_governor_connection_duration_ms"), "histogram");
-  assert.equal(envoy.size, 17);
+  assert.equal(envoy.size, 20);
   assert.deepEqual([...endpoint].sort(),
     ["websocket_connection_rate_limited_total", "websocket_connections_active_total", "websocket_connections_rejected_total"]);
 });
