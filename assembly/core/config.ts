@@ -220,7 +220,7 @@ function validPrefix(p: string): bool {
 export function parseConfig(text: string): ConfigResult {
   const res = new ConfigResult();
   const cfg = new Config();
-  if (text.trim().length == 0) { res.config = cfg; return res; }
+  if (text.trim().length == 0) { cfg.maxPods = INBOUND_POD_SLOTS; res.config = cfg; return res; } // as "{}"
   const parser = new JsonParser();
   const root = parser.parse(text);
   if (root === null) { res.error = "configuration: invalid JSON: " + parser.error; return res; }
