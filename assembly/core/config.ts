@@ -137,9 +137,9 @@ class Reader {
     return dflt;
   }
 
-  path(obj: JValue, key: string, field: string): string {
-    const p = this.str(obj, key, field, "\u0001");
-    if (p == "\u0001") return "\u0001";
+  path(obj: JValue, key: string, field: string, dflt: string): string {
+    if (obj.get(key) === null) return dflt;
+    const p = this.str(obj, key, field, dflt);
     if (p.length == 0) return p;
     if (p.charCodeAt(0) != 0x2f || p.length > 256) this.fail(field, "must be empty or start with '/' (at most 256 characters)");
     return p;
@@ -245,10 +245,8 @@ export function parseConfig(text: string): ConfigResult {
   cfg.maxPods = u32(r.int(root, "max_pods", "max_pods", 1, 4096, 64));
   cfg.tickMs = u32(r.int(root, "tick_ms", "tick_ms", 100, 60000, 1000));
   cfg.leaseTicks = u32(r.int(root, "lease_ticks", "lease_ticks", 2, 100, 3));
-  const mp = r.path(root, "metrics_path", "metrics_path");
-  if (mp != "\u0001") cfg.metricsPath = mp;
-  const hp = r.path(root, "health_path", "health_path");
-  if (hp != "\u0001") cfg.healthPath = hp;
+  cfg.metricsPath = r.path(root, "metrics_path", "metrics_path", cfg.metricsPath);
+  cfg.healthPath = r.path(root, "health_path", "health_path", cfg.healthPath);
   if (cfg.metricsPath.length > 0 && cfg.metricsPath == cfg.healthPath) r.fail("health_path", "must differ from metrics_path");
   cfg.draining = r.bool(root, "draining", "draining", false);
 

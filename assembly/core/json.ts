@@ -230,16 +230,35 @@ export class JsonParser {
         while (this.pos < s.length && isDigit(s.charCodeAt(this.pos))) this.pos++;
       }
     }
-    // Only integers matter to the configuration: their value is exact up to 2^53. A fraction or exponent makes
-    // the number non-integral (n = NaN), which every integer field rejects with its own message.
+    // Only integers matter to the configuration, and JSON Schema's "integer" means a mathematical integer, so
+    // 1e3 and 1000.0 are 1000. The value is kept as mantissa·10^scale; a number with a non-zero fractional part
+    // becomes NaN (non-integral), which every integer field rejects with its own message.
     const v = new JValue();
     v.type = JType.Num;
     let n: f64 = 0;
+    let scale: i32 = 0;
     let i = start;
     const neg = s.charCodeAt(i) == 0x2d;
     if (neg) i++;
     while (i < this.pos && isDigit(s.charCodeAt(i))) { n = n * 10 + f64(s.charCodeAt(i) - 0x30); i++; }
-    if (i < this.pos) n = NaN;
+    if (i < this.pos && s.charCodeAt(i) == 0x2e) {
+      i++;
+      while (i < this.pos && isDigit(s.charCodeAt(i))) { n = n * 10 + f64(s.charCodeAt(i) - 0x30); scale--; i++; }
+    }
+    if (i < this.pos) { // exponent
+      i++;
+      let eneg = false;
+      const c = s.charCodeAt(i);
+      if (c == 0x2d || c == 0x2b) { eneg = c == 0x2d; i++; }
+      let e: i32 = 0;
+      while (i < this.pos) { if (e < 10000) e = e * 10 + (s.charCodeAt(i) - 0x30); i++; }
+      scale += eneg ? -e : e;
+    }
+    while (scale < 0 && n != 0 && n % 10 == 0) { n /= 10; scale++; }
+    if (n == 0) scale = 0;
+    if (scale < 0) n = NaN;
+    else if (scale > 30) n = Infinity;
+    else for (let k = 0; k < scale; k++) n *= 10;
     v.n = neg ? -n : n;
     return v;
   }

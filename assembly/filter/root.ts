@@ -197,9 +197,9 @@ export class Root {
     if (res.corrupt > 0) this.metrics.inc(S.Corrupt, i64(res.corrupt));
     if (pods > 0) {
       this.metrics.inc(S.Reclaimed, pods);
-      this.metrics.inc(S.Active, -pods); // the dead VM can no longer decrement its part of the gauge
+      this.metrics.inc(S.Active, -pods); // exactly what the dead VM added for these shares and can no longer remove
+      log(LOG_WARN, "ws_governor: reclaimed " + pods.toString() + " connection(s) from " + b.dead.length.toString() + " silent VM(s)");
     }
-    log(LOG_WARN, "ws_governor: reclaimed " + pods.toString() + " connection(s) from " + b.dead.length.toString() + " silent VM(s)");
   }
 
   addPending(key: string, name: string): void {
@@ -209,17 +209,30 @@ export class Root {
     this.pending.push(p);
   }
 
+  /** Accounts for one release attempt. The active gauge follows pod shares: it drops only when this VM's share was
+   *  really removed. An orphan (the share was reclaimed because this VM looked dead) was already subtracted by the
+   *  reclaimer; a release that could not get through is retried on every tick. */
+  released(key: string, name: string, outcome: Outcome): void {
+    if (outcome == Outcome.Admitted) {
+      if (name.length > 0) this.metrics.inc(S.Active, -1);
+    } else if (outcome == Outcome.Orphan) {
+      this.metrics.inc(S.Orphans);
+    } else {
+      this.addPending(key, name);
+    }
+  }
+
   private retryPending(): void {
-    if (this.pending.length == 0) return;
+    const n = this.pending.length;
+    if (n == 0) return;
+    const todo = this.pending;
+    this.pending = new Array<PendingRelease>(0);
     const res = this.res;
-    let i = 0;
-    while (i < this.pending.length) {
-      const p = this.pending[i];
+    for (let i = 0; i < n; i++) {
+      const p = todo[i];
       res.reset();
       release(this.store, p.key, p.name, this.vm, 64, res);
-      if (res.outcome == Outcome.Contention || res.outcome == Outcome.Error) { i++; continue; }
-      if (res.outcome == Outcome.Orphan) this.metrics.inc(S.Orphans);
-      this.pending.splice(i, 1);
+      this.released(p.key, p.name, res.outcome);
     }
   }
 }

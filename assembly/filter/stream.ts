@@ -40,6 +40,7 @@ export class Stream {
   startMs: u64 = 0;
   finished: bool = false;
   reset: bool = false;       // this filter asked Envoy to close the stream
+  localGauge: bool = false;  // counted in active_connections without a pod share (failure_mode open)
   insp: Inspection | null = null; // frame inspection state, after the 101 when enabled
 
   constructor(id: u32, root: Root) { this.id = id; this.root = root; }
@@ -84,7 +85,10 @@ export class Stream {
       this.insp = new Inspection(rsv1, f.maxFrameBytes, f.maxMessageBytes, f.messageBurst, !this.root.config.enforce);
     }
     this.root.metrics.inc(S.Accepted);
-    this.root.metrics.inc(S.Active, 1);
+    if (this.podKey.length == 0) { // admitted without a pod share (failure_mode open): counted by this VM alone
+      this.localGauge = true;
+      this.root.metrics.inc(S.Active, 1);
+    }
     if (this.root.debug) log(LOG_DEBUG, "ws_governor: upgraded stream=" + this.id.toString() + " pod=" + this.pod);
     return CONTINUE;
   }
@@ -98,9 +102,9 @@ export class Stream {
     const insp = this.insp;
     if (insp !== null) recordIdle(this, insp);
     this.insp = null;
+    if (this.localGauge) { this.localGauge = false; m.inc(S.Active, -1); }
     if (this.confirmed) {
       this.confirmed = false;
-      m.inc(S.Active, -1);
       m.inc(S.Released);
       const now = nowMs();
       m.record(S.Duration, now > this.startMs ? now - this.startMs : 0);
@@ -206,6 +210,7 @@ export class Stream {
     if (res.outcome == Outcome.Admitted) {
       this.podKey = podKey(cfg.keyPrefix, res.slot);
       this.pod = pod;
+      root.metrics.inc(S.Active, 1); // the gauge follows pod shares: +1 here, −1 when exactly this share goes
       if (cfg.maxPerPod > 0 && res.total > u64(cfg.maxPerPod)) root.metrics.inc(S.ShadowPod);
       return true;
     }
@@ -235,7 +240,6 @@ export class Stream {
     res.reset();
     release(root.store, key, name, root.vm, root.config.casMaxAttempts * 4, res);
     this.noteRetries(res);
-    if (res.outcome == Outcome.Orphan) root.metrics.inc(S.Orphans);
-    else if (res.outcome != Outcome.Admitted) root.addPending(key, name); // retried every tick until done
+    root.released(key, name, res.outcome);
   }
 }

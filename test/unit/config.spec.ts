@@ -129,7 +129,7 @@ describe("parseConfig errors (exact messages)", () => {
     expect(err("{\"rate_limit\":{\"burst\":0}}")).toBe("rate_limit.burst: must be an integer in 1..1000000");
     expect(err("{\"rate_limit\":{\"buckets\":65537}}")).toBe("rate_limit.buckets: must be an integer in 1..65536");
     expect(err("{\"frames\":{\"max_frame_bytes\":-1}}")).toBe("frames.max_frame_bytes: must be an integer in 0..9007199254740991");
-    expect(err("{\"frames\":{\"max_message_bytes\":1e3}}")).toBe("frames.max_message_bytes: must be an integer in 0..9007199254740991");
+    expect(err("{\"frames\":{\"max_message_bytes\":1.5e0}}")).toBe("frames.max_message_bytes: must be an integer in 0..9007199254740991");
     expect(err("{\"frames\":{\"messages_per_second\":1000001}}")).toBe("frames.messages_per_second: must be an integer in 0..1000000");
     expect(err("{\"frames\":{\"message_burst\":-2}}")).toBe("frames.message_burst: must be an integer in 0..1000000");
   });
@@ -169,5 +169,24 @@ describe("parseConfig errors (exact messages)", () => {
     expect(err("{\"mode\":\"upstream\",\"pod_name\":\"p\"}")).toBe("pod_name: only allowed with mode \"inbound\" (upstream mode learns the pod from upstream.address)");
     expect(err("{\"frames\":{\"message_burst\":3}}")).toBe("frames.message_burst: requires frames.messages_per_second");
     expect(err("{\"mode\":\"upstream\",\"pod_name\":\"\"}")).toBe("<accepted>");
+  });
+});
+
+describe("config: JSON integers", () => {
+  it("reads 1e3 and 1000.0 as the integer 1000 (JSON Schema 'integer')", () => {
+    const a = parseConfig("{\"max_connections_per_pod\": 1e3}");
+    expect(a.error).toBe("");
+    expect((a.config as Config).maxPerPod).toBe(1000);
+    const b = parseConfig("{\"max_connections_per_pod\": 1000.0, \"tick_ms\": 2.5e2}");
+    expect(b.error).toBe("");
+    expect((b.config as Config).maxPerPod).toBe(1000);
+    expect((b.config as Config).tickMs).toBe(250);
+  });
+  it("rejects numbers with a fractional part", () => {
+    expect(parseConfig("{\"tick_ms\": 250.5}").error).toBe("tick_ms: must be an integer in 100..60000");
+    expect(parseConfig("{\"tick_ms\": 1e-1}").error).toBe("tick_ms: must be an integer in 100..60000");
+  });
+  it("treats a path of \\u0001 as a bad path, not as absent", () => {
+    expect(parseConfig("{\"metrics_path\": \"\\u0001\"}").error).toBe("metrics_path: must be empty or start with '/' (at most 256 characters)");
   });
 });

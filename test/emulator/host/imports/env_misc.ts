@@ -109,7 +109,7 @@ export function envMiscImports(vm: Vm): Record<string, F> {
       return R.Ok;
     },
     proxy_get_current_time_nanoseconds(rp) {
-      return vm.mem.setU64(u(rp), BigInt(Math.round(vm.proc.nowMs() * 1e6))) ? R.Ok : R.InvalidMemoryAccess;
+      return vm.mem.setU64(u(rp), nanos(vm.proc.nowMs())) ? R.Ok : R.InvalidMemoryAccess;
     },
     proxy_set_effective_context(id) {
       const c = vm.contexts.get(u(id));
@@ -174,3 +174,9 @@ export function envMiscImports(vm: Vm): Record<string, F> {
 }
 
 export const decodeUtf8 = (b: Uint8Array) => utf8Dec.decode(b);
+
+/** ms (possibly fractional) → integer ns without going through a double above 2^53 (which would lose the last ms). */
+function nanos(ms: number): bigint {
+  const whole = Math.floor(ms);
+  return BigInt(whole) * 1000000n + BigInt(Math.round((ms - whole) * 1e6));
+}

@@ -71,7 +71,7 @@ export function wasiImports(vm: Vm, env: Record<string, string>): Record<string,
     },
     clock_time_get(id: number, _precision: bigint, retPtr: number) {
       let t: bigint;
-      if (u(id) === 0) t = BigInt(Math.round(vm.proc.nowMs() * 1e6));
+      if (u(id) === 0) t = nanos(vm.proc.nowMs());
       else if (u(id) === 1) t = vm.proc.monoNs();
       else return NOTSUP;
       return vm.mem.setU64(u(retPtr), t) ? 0 : FAULT;
@@ -102,4 +102,10 @@ export function wasiImports(vm: Vm, env: Record<string, string>): Record<string,
       return NOSYS;
     },
   };
+}
+
+/** ms (possibly fractional) → integer ns without going through a double above 2^53 (which would lose the last ms). */
+function nanos(ms: number): bigint {
+  const whole = Math.floor(ms);
+  return BigInt(whole) * 1000000n + BigInt(Math.round((ms - whole) * 1e6));
 }
