@@ -1,5 +1,6 @@
 // End-to-end: every scenario in scenarios.ts against every selected target.
-//   E2E_TARGETS=emulated (default) | docker | binary | emulated,docker,…
+//   E2E_TARGETS unset: emulated, plus docker and binary when available (else skipped with the printed reason)
+//   E2E_TARGETS=emulated | docker | binary | emulated,docker,…
 //   (fake = harness self-check: the proxy with a TypeScript stand-in for host + filter, not the product)
 // An unavailable target is reported as skipped with the reason — unless it was requested explicitly in E2E_TARGETS,
 // then it is a failure (so `make test-docker` cannot pass by skipping everything).
@@ -14,7 +15,7 @@ import { DeployError, type Target } from "./targets/types.ts";
 
 const all: Record<string, Target> = { emulated: emulatedTarget, docker: dockerTarget, binary: binaryTarget, fake: fakeTarget };
 const explicit = process.env.E2E_TARGETS !== undefined && process.env.E2E_TARGETS.trim() !== "";
-const names = (explicit ? process.env.E2E_TARGETS! : "emulated").split(",").map((s) => s.trim()).filter(Boolean);
+const names = (explicit ? process.env.E2E_TARGETS! : "emulated,docker,binary").split(",").map((s) => s.trim()).filter(Boolean);
 const only = process.env.E2E_SCENARIO; // substring filter on scenario names
 
 for (const n of names) if (!all[n]) throw new Error(`E2E_TARGETS: unknown target ${n} (known: ${Object.keys(all).join(", ")})`);
