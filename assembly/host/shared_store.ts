@@ -3,9 +3,21 @@ import { SharedStore } from "../core/store";
 import { getShared, setShared, freeBytes, outPtr, outLen, sharedCas, OK } from "./abi";
 
 export class HostStore extends SharedStore {
+  // A CAS loop reads and writes the same key: keep its UTF-8 form from the get for the set.
+  private lastKey: string = "";
+  private lastBytes: ArrayBuffer = new ArrayBuffer(0);
+
+  private encoded(key: string): ArrayBuffer {
+    if (key != this.lastKey) {
+      this.lastKey = key;
+      this.lastBytes = String.UTF8.encode(key);
+    }
+    return this.lastBytes;
+  }
+
   get(key: string): u32 {
     freeBytes();
-    const st = getShared(String.UTF8.encode(key));
+    const st = getShared(this.encoded(key));
     if (st == OK) {
       this.valuePtr = outPtr;
       this.valueLen = outLen;
@@ -19,7 +31,7 @@ export class HostStore extends SharedStore {
   }
 
   set(key: string, value: ArrayBuffer, cas: u32): u32 {
-    return setShared(String.UTF8.encode(key), value, cas);
+    return setShared(this.encoded(key), value, cas);
   }
 
   done(): void {
