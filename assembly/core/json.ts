@@ -254,7 +254,7 @@ export class JsonParser {
       while (i < this.pos) { if (e < 10000) e = e * 10 + (s.charCodeAt(i) - 0x30); i++; }
       scale += eneg ? -e : e;
     }
-    while (scale < 0 && n != 0 && n % 10 == 0) { n /= 10; scale++; }
+    while (scale < 0 && n != 0 && Math.floor(n / 10) * 10 == n) { n /= 10; scale++; }
     if (n == 0) scale = 0;
     if (scale < 0) n = NaN;
     else if (scale > 30) n = Infinity;
