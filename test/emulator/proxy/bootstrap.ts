@@ -2,75 +2,22 @@
 // subset is an error naming its path; nothing is silently ignored. The same envoy/envoy.yaml is used by real Envoy
 // (validated there with ../shared/tools/check-envoy-config.mjs), so this reader only has to say "supported or not".
 import { parse as parseYaml } from "yaml";
+import { FieldReader, type Obj } from "./bootstrap_fields.ts";
+import {
+  BootstrapError, type ClusterConfig, type HcmConfig, type ProxyBootstrap, type RouteEntry, type SocketAddress, type VirtualHost,
+  type WasmFilterConfig,
+} from "./bootstrap_types.ts";
 
-export interface SocketAddress { address: string; port: number }
-
-export interface RouteEntry {
-  name: string;
-  match: { prefix?: string; path?: string };
-  cluster: string;
-  timeoutMs: number;      // 0 = disabled (default 15000)
-  idleTimeoutMs?: number; // per-route override of stream_idle_timeout
-}
-
-export interface VirtualHost { name: string; domains: string[]; routes: RouteEntry[] }
-
-export interface WasmFilterConfig {
-  filterName: string;          // http_filters[].name
-  name: string;                // PluginConfig.name
-  rootId: string;
-  vmId: string;
-  runtime: string;
-  filename: string;            // vm_config.code.local.filename
-  configuration: string;       // StringValue
-  vmConfiguration?: string;
-  failurePolicy?: "FAIL_CLOSED" | "FAIL_OPEN" | "FAIL_RELOAD";
-  failOpen?: boolean;
-  reloadBackoffMs?: number;
-  allowOnHeadersStopIteration?: boolean;
-  environment?: Record<string, string>;
-}
-
-export interface HcmConfig {
-  statPrefix: string;
-  codecType: string;
-  streamIdleTimeoutMs: number; // default 300000; 0 = disabled
-  websocketUpgrade: boolean;
-  allowConnect: boolean;
-  routeConfigName: string;
-  virtualHosts: VirtualHost[];
-  wasm?: WasmFilterConfig;     // the filter before the router, if present
-}
-
-export interface ClusterConfig {
-  name: string;
-  type: "STATIC" | "STRICT_DNS" | "LOGICAL_DNS";
-  connectTimeoutMs: number;    // default 5000
-  lbPolicy: "ROUND_ROBIN";
-  endpoints: SocketAddress[];
-}
-
-export interface ProxyBootstrap {
-  node: { id?: string; cluster?: string; metadata?: Record<string, unknown> };
-  admin?: SocketAddress;
-  statsTags: Array<{ tagName: string; regex: string }>;
-  useAllDefaultTags: boolean;
-  listener: { name: string; address: SocketAddress; hcm: HcmConfig };
-  clusters: Map<string, ClusterConfig>;
-}
-
-export class BootstrapError extends Error {
-  constructor(readonly problems: string[]) {
-    super(`unsupported or invalid bootstrap for the loopback proxy:\n  ${problems.join("\n  ")}`);
-  }
-}
+export { durationMs } from "./bootstrap_fields.ts";
+export { BootstrapError } from "./bootstrap_types.ts";
+export type {
+  ClusterConfig, HcmConfig, ProxyBootstrap, RouteEntry, SocketAddress, VirtualHost, WasmFilterConfig,
+} from "./bootstrap_types.ts";
 
 const T_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 const T_WASM = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";
 const T_ROUTER = "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router";
 const T_STRING = "type.googleapis.com/google.protobuf.StringValue";
-
-type Obj = Record<string, unknown>;
 
 /** Parse YAML text (Envoy's bootstrap) and read it. */
 export function parseBootstrapYaml(text: string): ProxyBootstrap {
@@ -91,98 +38,7 @@ export function readBootstrap(doc: unknown): ProxyBootstrap {
   return out;
 }
 
-/** "300s", "0.25s", {seconds, nanos} → milliseconds. */
-export function durationMs(v: unknown): number | undefined {
-  if (typeof v === "string") {
-    const m = /^(\d+)(\.\d{1,9})?s$/.exec(v.trim());
-    if (!m) return undefined;
-    return Number(m[1]) * 1000 + (m[2] ? Math.round(Number(m[2]) * 1000) : 0);
-  }
-  if (v && typeof v === "object") {
-    const o = v as Obj;
-    const s = Number(o.seconds ?? 0);
-    const n = Number(o.nanos ?? 0);
-    if (Number.isFinite(s) && Number.isFinite(n)) return s * 1000 + Math.round(n / 1e6);
-  }
-  return undefined;
-}
-
-class Reader {
-  problems: string[] = [];
-
-  private err(path: string, why: string): void {
-    this.problems.push(`${path}: ${why}`);
-  }
-
-  /** Check v is an object whose keys are all in `allowed`; report every other key. */
-  private obj(path: string, v: unknown, allowed: string[]): Obj | undefined {
-    if (v === null || typeof v !== "object" || Array.isArray(v)) {
-      this.err(path, "expected an object");
-      return undefined;
-    }
-    const o = v as Obj;
-    for (const k of Object.keys(o)) {
-      if (!allowed.includes(k)) this.err(path ? `${path}.${k}` : k, "field not supported by the loopback proxy");
-    }
-    return o;
-  }
-
-  private list(path: string, v: unknown): unknown[] {
-    if (v === undefined) return [];
-    if (!Array.isArray(v)) {
-      this.err(path, "expected a list");
-      return [];
-    }
-    return v;
-  }
-
-  private str(path: string, v: unknown, required = false): string | undefined {
-    if (v === undefined || v === null) {
-      if (required) this.err(path, "required");
-      return undefined;
-    }
-    if (typeof v !== "string") {
-      this.err(path, "expected a string");
-      return undefined;
-    }
-    return v;
-  }
-
-  private port(path: string, v: unknown): number {
-    const n = typeof v === "string" ? Number(v) : v;
-    if (typeof n !== "number" || !Number.isInteger(n) || n < 0 || n > 65535) {
-      this.err(path, "expected a port number 0..65535");
-      return 0;
-    }
-    return n;
-  }
-
-  private dur(path: string, v: unknown, dflt: number): number {
-    if (v === undefined) return dflt;
-    const ms = durationMs(v);
-    if (ms === undefined) {
-      this.err(path, `expected a duration like "300s"`);
-      return dflt;
-    }
-    return ms;
-  }
-
-  private socketAddress(path: string, v: unknown): SocketAddress | undefined {
-    const a = this.obj(path, v, ["socket_address"]);
-    if (!a) return undefined;
-    const s = this.obj(`${path}.socket_address`, a.socket_address, ["address", "port_value", "protocol"]);
-    if (!s) return undefined;
-    if (s.protocol !== undefined && s.protocol !== "TCP") this.err(`${path}.socket_address.protocol`, "only TCP");
-    return { address: this.str(`${path}.socket_address.address`, s.address, true) ?? "", port: this.port(`${path}.socket_address.port_value`, s.port_value) };
-  }
-
-  private any(path: string, v: unknown, type: string, allowed: string[]): Obj | undefined {
-    const o = this.obj(path, v, ["@type", ...allowed]);
-    if (!o) return undefined;
-    if (o["@type"] !== type) this.err(`${path}.@type`, `expected ${type}`);
-    return o;
-  }
-
+class Reader extends FieldReader {
   bootstrap(doc: unknown): ProxyBootstrap | undefined {
     const b = this.obj("", doc, ["node", "admin", "static_resources", "stats_config"]);
     if (!b) return undefined;

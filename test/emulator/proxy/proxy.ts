@@ -9,13 +9,16 @@ import { fileURLToPath } from "node:url";
 import type {
   EnvoyProcessApi, EnvoyVersion, FilterStream, LogEntry, LogLevel, PluginHandle, PluginOptions, ProcessOptions,
 } from "../host/api.ts";
+import { adminViews, createAdminServer, type DemoState, type EndpointState } from "./admin.ts";
 import { readBootstrap, parseBootstrapYaml, type ClusterConfig, type ProxyBootstrap, type RouteEntry, type SocketAddress } from "./bootstrap.ts";
 import { headerValue, isUpgradeRequest, rawPairs, requestHeadersForFilter, upgradeType, responseHead } from "./headers.ts";
-import { ProxyStats, parseStatsText } from "./stats.ts";
+import { ProxyStats } from "./stats.ts";
 import { ProxyStream, type StreamEnv } from "./stream.ts";
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
 export const DEFAULT_CONFIG_PATH = path.join(REPO_ROOT, "envoy/envoy.yaml");
+
+export type { DemoState, EndpointState } from "./admin.ts";
 
 export interface ProxyOptions {
   /** envoy bootstrap file (default envoy/envoy.yaml) … */
@@ -42,13 +45,6 @@ export interface ProxyOptions {
   adminRoutes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
 }
 
-export interface EndpointState {
-  cluster: string;
-  address: string;       // "host:port"
-  activeUpgrades: number;
-  totalUpgrades: number;
-}
-
 export interface RunningProxy {
   readonly listenerPort: number;
   readonly adminPort: number;
@@ -65,21 +61,6 @@ export interface RunningProxy {
   endpoints(): EndpointState[];
   demoState(): DemoState;
   close(): Promise<void>;
-}
-
-export interface DemoState {
-  time: string;
-  listener: string;
-  pods: EndpointState[];
-  governor: {
-    activeConnections?: number;
-    upgrades?: number;
-    accepted?: number;
-    released?: number;
-    rejected: Record<string, number>;
-    shadowRejected: Record<string, number>;
-  };
-  proxy: { upgradesActive: number; upgradesTotal: number };
 }
 
 export class ProxyStartError extends Error {}
@@ -277,77 +258,15 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
   await listen(server, listenPort, "listener");
 
   // ---- admin
-  const statsText = (): string => {
-    const lines = [...(host ? host.stats.renderText().split("\n") : []), ...stats.textLines()].filter((l) => l.trim() !== "");
-    return lines.sort().join("\n") + "\n";
-  };
-  const statsPrometheus = (): string => (host ? host.stats.renderPrometheus() : "") + stats.renderPrometheus();
-  const demoState = (): DemoState => {
-    const m = parseStatsText(statsText());
-    const byTag = (prefix: string) => {
-      const out: Record<string, number> = {};
-      for (const [k, v] of m) if (k.startsWith(prefix)) out[k.slice(prefix.length)] = v;
-      return out;
-    };
-    return {
-      time: new Date().toISOString(),
-      listener: `ws://127.0.0.1:${port(server)}`,
-      pods: [...endpointState.values()].map((e) => ({ ...e })),
-      governor: {
-        activeConnections: m.get("wasmcustom.ws_governor.active_connections"),
-        upgrades: m.get("wasmcustom.ws_governor.upgrades_total"),
-        accepted: m.get("wasmcustom.ws_governor.accepted_total"),
-        released: m.get("wasmcustom.ws_governor.released_total"),
-        rejected: byTag("wasmcustom.ws_governor.rejected_total.reason."),
-        shadowRejected: byTag("wasmcustom.ws_governor.shadow_rejected_total.reason."),
-      },
-      proxy: {
-        upgradesActive: stats.get(`http.${sp}.downstream_cx_upgrades_active`) ?? 0,
-        upgradesTotal: stats.get(`http.${sp}.downstream_cx_upgrades_total`) ?? 0,
-      },
-    };
-  };
+  const views = adminViews({ host, stats, statPrefix: sp, endpointState, listenerPort: () => port(server) });
+  const { statsText, statsPrometheus, demoState } = views;
   let closing: Promise<void> | undefined;
-  const admin = http.createServer((req, res) => {
-    const u = new URL(req.url ?? "/", "http://admin");
-    const send = (status: number, type: string, body: string) => {
-      res.writeHead(status, { "content-type": type, "cache-control": "no-cache, max-age=0" });
-      res.end(body);
-    };
-    const custom = opts.adminRoutes?.[u.pathname];
-    if (custom) return custom(req, res);
-    switch (u.pathname) {
-      case "/ready":
-        return send(closing ? 503 : 200, "text/plain; charset=UTF-8", closing ? "DRAINING\n" : "LIVE\n");
-      case "/stats": {
-        if (u.searchParams.has("format") && u.searchParams.get("format") === "prometheus") return send(200, "text/plain; charset=UTF-8", statsPrometheus());
-        const filter = u.searchParams.get("filter");
-        let text = statsText();
-        if (filter) {
-          let re: RegExp;
-          try {
-            re = new RegExp(filter);
-          } catch {
-            return send(400, "text/plain", "Invalid re2 regex\n");
-          }
-          text = text.split("\n").filter((l) => l && re.test(l.slice(0, l.lastIndexOf(":")))).join("\n") + "\n";
-        }
-        return send(200, "text/plain; charset=UTF-8", text);
-      }
-      case "/stats/prometheus":
-        return send(200, "text/plain; version=0.0.4; charset=UTF-8", statsPrometheus());
-      case "/demo/state":
-        return send(200, "application/json", JSON.stringify(demoState(), null, 2));
-      case "/server_info":
-        return send(200, "application/json", JSON.stringify({ state: closing ? "DRAINING" : "LIVE", command_line_options: { concurrency } }));
-      case "/quitquitquit":
-        if (req.method !== "POST") return send(405, "text/plain", "This endpoint requires POST\n");
-        send(200, "text/plain", "OK\n");
-        void proxy.close();
-        return;
-      default:
-        return send(404, "text/plain", "invalid path. admin commands are: /ready /stats /stats/prometheus /demo/state /server_info /quitquitquit\n");
-    }
+  const admin = createAdminServer({
+    views,
+    concurrency,
+    customRoute: (p) => opts.adminRoutes?.[p],
+    draining: () => closing !== undefined,
+    quit: () => void proxy.close(),
   });
   const adminPort = opts.adminPortOverride ?? bs.admin?.port ?? 0;
   try {

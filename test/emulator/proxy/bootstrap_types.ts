@@ -1,0 +1,63 @@
+// Types of the Envoy bootstrap subset the loopback proxy implements, and the error that lists what falls outside it.
+
+export interface SocketAddress { address: string; port: number }
+
+export interface RouteEntry {
+  name: string;
+  match: { prefix?: string; path?: string };
+  cluster: string;
+  timeoutMs: number;      // 0 = disabled (default 15000)
+  idleTimeoutMs?: number; // per-route override of stream_idle_timeout
+}
+
+export interface VirtualHost { name: string; domains: string[]; routes: RouteEntry[] }
+
+export interface WasmFilterConfig {
+  filterName: string;          // http_filters[].name
+  name: string;                // PluginConfig.name
+  rootId: string;
+  vmId: string;
+  runtime: string;
+  filename: string;            // vm_config.code.local.filename
+  configuration: string;       // StringValue
+  vmConfiguration?: string;
+  failurePolicy?: "FAIL_CLOSED" | "FAIL_OPEN" | "FAIL_RELOAD";
+  failOpen?: boolean;
+  reloadBackoffMs?: number;
+  allowOnHeadersStopIteration?: boolean;
+  environment?: Record<string, string>;
+}
+
+export interface HcmConfig {
+  statPrefix: string;
+  codecType: string;
+  streamIdleTimeoutMs: number; // default 300000; 0 = disabled
+  websocketUpgrade: boolean;
+  allowConnect: boolean;
+  routeConfigName: string;
+  virtualHosts: VirtualHost[];
+  wasm?: WasmFilterConfig;     // the filter before the router, if present
+}
+
+export interface ClusterConfig {
+  name: string;
+  type: "STATIC" | "STRICT_DNS" | "LOGICAL_DNS";
+  connectTimeoutMs: number;    // default 5000
+  lbPolicy: "ROUND_ROBIN";
+  endpoints: SocketAddress[];
+}
+
+export interface ProxyBootstrap {
+  node: { id?: string; cluster?: string; metadata?: Record<string, unknown> };
+  admin?: SocketAddress;
+  statsTags: Array<{ tagName: string; regex: string }>;
+  useAllDefaultTags: boolean;
+  listener: { name: string; address: SocketAddress; hcm: HcmConfig };
+  clusters: Map<string, ClusterConfig>;
+}
+
+export class BootstrapError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`unsupported or invalid bootstrap for the loopback proxy:\n  ${problems.join("\n  ")}`);
+  }
+}
