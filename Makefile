@@ -9,7 +9,7 @@ WASM := build/ws-governor.wasm
         check-config test-frames test-browser demo demo-serve bench bench-smoke e2e-docker e2e-envoy oci clean
 
 help: ## list the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 deps: ## install pinned dependencies (npm ci)
 	npm ci --no-audit --no-fund
