@@ -136,6 +136,7 @@ function closingChunk(s: Stream, insp: Inspection, side: Side, fromClient: bool,
   const p = side.parser;
   if (!p.stopped) {
     parseChunk(p, type, size);
+    report(s, side, fromClient); // e.g. the peer's close reply: counted, then replaced
     cut = p.firstBoundary;
     if (cut < 0) return CONTINUE; // still inside a frame that began earlier: forward, try at the next chunk
   }
