@@ -1,7 +1,11 @@
 // Plugin configuration: parsed once, strictly, into an immutable Config (docs/contracts.md, README "Configuration").
 // Pure. Every error names the field: "<field>: <why>". Unknown keys, wrong types and out-of-range values are errors.
-import { JsonParser, JType, JValue } from "./json";
+// The first error wins: later checks still run (on defaults) but cannot replace it.
+// Kept small on purpose (the release module has a size budget): one reader per JSON type, module-level state, and a
+// field's full name ("rate_limit.key.source") built from the enclosing objects only when an error is reported.
+import { parseJson, jsonError, typeName, JType, JValue } from "./json";
 import { Cidr, parseCidr } from "./cidr";
+import { isSpace } from "~lib/util/string";
 
 export const enum Mode { Inbound = 0, Upstream = 1 }
 export const enum KeySource { Global = 0, Address = 1, Header = 2, Metadata = 3 }
@@ -83,104 +87,138 @@ export const RATE_KEYS: string[] = ["requests", "window_seconds", "burst", "key"
 export const KEY_KEYS: string[] = ["source", "header", "namespace", "path"];
 export const FRAME_KEYS: string[] = ["enabled", "max_frame_bytes", "max_message_bytes", "messages_per_second", "message_burst"];
 
-class Reader {
-  error: string = "";
+let err: string = "";
+/** Names the object being read, as a prefix of its members' names: "", "rate_limit.", "rate_limit.key.", ... */
+let pre: string = "";
 
-  fail(field: string, why: string): void {
-    if (this.error.length == 0) this.error = field + ": " + why;
+function fail(key: string, why: string): void {
+  if (err.length == 0) err = pre + key + ": " + why;
+}
+
+function must(key: string, what: string): void {
+  fail(key, "must be " + what);
+}
+
+function only(key: string, what: string): void {
+  fail(key, "only allowed with " + what);
+}
+
+function find(list: string[], s: string): i32 {
+  for (let i = 0; i < list.length; i++) {
+    if (unchecked(list[i]) == s) return i;
   }
+  return -1;
+}
 
-  checkKeys(obj: JValue, allowed: string[], prefix: string): void {
-    for (let i = 0; i < obj.keys.length; i++) {
-      const k = obj.keys[i];
-      if (!allowed.includes(k)) this.fail(prefix + k, "unknown key");
-    }
+function checkKeys(obj: JValue, allowed: string[]): void {
+  const items = obj.items;
+  for (let i = 0; i < items.length; i++) {
+    const k = unchecked(items[i]).k;
+    if (find(allowed, k) < 0) fail(k, "unknown key");
   }
+}
 
-  isObject(v: JValue, field: string): bool {
-    if (v.type != JType.Obj) { this.fail(field, "must be an object, got " + v.typeName()); return false; }
-    return true;
+/** Whether v has type t; if not, a failure naming both types. */
+function typed(v: JValue, key: string, t: JType): bool {
+  if (v.type == t) return true;
+  let a = "a ";
+  if (t == JType.Obj) a = "an ";
+  must(key, a + typeName(t) + ", got " + typeName(v.type));
+  return false;
+}
+
+/** The object obj[key], its keys checked and `pre` extended to name it; null if absent or not an object. */
+function enter(obj: JValue, key: string, allowed: string[]): JValue | null {
+  const v = obj.get(key);
+  if (v === null) return null;
+  if (!typed(v, key, JType.Obj)) return null;
+  pre = pre + key + ".";
+  checkKeys(v, allowed);
+  return v;
+}
+
+function int(obj: JValue, key: string, lo: u32, hi: u64, dflt: u64): u64 {
+  const v = obj.get(key);
+  if (v === null) return dflt;
+  const n = v.n;
+  if (v.type == JType.Num && n >= f64(lo) && n <= f64(hi)) return u64(n);
+  must(key, "an integer in " + lo.toString() + ".." + hi.toString());
+  return dflt;
+}
+
+function flag(obj: JValue, key: string, dflt: bool): bool {
+  const v = obj.get(key);
+  if (v === null) return dflt;
+  if (!typed(v, key, JType.Bool)) return dflt;
+  return v.n != 0;
+}
+
+function str(obj: JValue, key: string, dflt: string): string {
+  const v = obj.get(key);
+  if (v === null) return dflt;
+  if (!typed(v, key, JType.Str)) return dflt;
+  return v.s;
+}
+
+/** The index of obj[key] in options; dflt if absent (or invalid, after a failure listing the options). */
+function choice(obj: JValue, key: string, options: string[], dflt: i32): i32 {
+  const v = obj.get(key);
+  if (v === null) return dflt;
+  if (v.type == JType.Str) {
+    const i = find(options, v.s);
+    if (i >= 0) return i;
   }
+  must(key, "one of \"" + options.join("\", \"") + "\"");
+  return dflt;
+}
 
-  int(obj: JValue, key: string, field: string, lo: f64, hi: f64, dflt: f64): f64 {
-    const v = obj.get(key);
-    if (v === null) return dflt;
-    if (v.type != JType.Num || !(v.n >= lo && v.n <= hi)) {
-      this.fail(field, "must be an integer in " + i64(lo).toString() + ".." + i64(hi).toString());
-      return dflt;
-    }
-    return v.n;
-  }
+function path(obj: JValue, key: string, dflt: string): string {
+  const p = str(obj, key, dflt);
+  if (p.length > 0 && (p.charCodeAt(0) != 0x2f || p.length > 256)) must(key, "empty or start with '/' (at most 256 characters)");
+  return p;
+}
 
-  bool(obj: JValue, key: string, field: string, dflt: bool): bool {
-    const v = obj.get(key);
-    if (v === null) return dflt;
-    if (v.type != JType.Bool) { this.fail(field, "must be a boolean, got " + v.typeName()); return dflt; }
-    return v.b;
-  }
+function keySpec(obj: JValue, key: string, allowGlobal: bool, dflt: KeySpec): KeySpec {
+  const outer = pre;
+  let k = dflt;
+  const v = enter(obj, key, KEY_KEYS);
+  if (v !== null) k = readKey(v, allowGlobal, dflt);
+  pre = outer;
+  return k;
+}
 
-  str(obj: JValue, key: string, field: string, dflt: string): string {
-    const v = obj.get(key);
-    if (v === null) return dflt;
-    if (v.type != JType.Str) { this.fail(field, "must be a string, got " + v.typeName()); return dflt; }
-    return v.s;
-  }
-
-  choice(obj: JValue, key: string, field: string, options: string[], dflt: i32): i32 {
-    const v = obj.get(key);
-    if (v === null) return dflt;
-    if (v.type == JType.Str) {
-      const i = options.indexOf(v.s);
-      if (i >= 0) return i;
-    }
-    this.fail(field, "must be one of \"" + options.join("\", \"") + "\"");
+function readKey(v: JValue, allowGlobal: bool, dflt: KeySpec): KeySpec {
+  let sources: string[] = ["global", "address", "header", "metadata"];
+  const src = choice(v, "source", sources, -1);
+  if (src < 0) {
+    if (v.get("source") === null) fail("source", "is required");
     return dflt;
   }
-
-  path(obj: JValue, key: string, field: string, dflt: string): string {
-    if (obj.get(key) === null) return dflt;
-    const p = this.str(obj, key, field, dflt);
-    if (p.length == 0) return p;
-    if (p.charCodeAt(0) != 0x2f || p.length > 256) this.fail(field, "must be empty or start with '/' (at most 256 characters)");
-    return p;
-  }
-
-  keySpec(v: JValue | null, field: string, allowGlobal: bool, dflt: KeySpec): KeySpec {
-    if (v === null) return dflt;
-    if (!this.isObject(v, field)) return dflt;
-    this.checkKeys(v, KEY_KEYS, field + ".");
-    const k = new KeySpec();
-    let sources: string[] = ["global", "address", "header", "metadata"];
-    const src = this.choice(v, "source", field + ".source", sources, -1);
-    if (src < 0) {
-      if (v.get("source") === null) this.fail(field + ".source", "is required");
-      return dflt;
-    }
-    k.source = <KeySource>src;
-    if (k.source == KeySource.Global && !allowGlobal) { this.fail(field + ".source", "\"global\" is not allowed here"); return dflt; }
-    k.header = asciiLower(this.str(v, "header", field + ".header", ""));
-    k.namespace = this.str(v, "namespace", field + ".namespace", "");
-    if (k.source == KeySource.Header) {
-      if (!validHeaderName(k.header)) this.fail(field + ".header", "must be a header name (lower-case token, not a pseudo-header)");
-    } else if (v.get("header") !== null) this.fail(field + ".header", "only allowed with source \"header\"");
-    if (k.source == KeySource.Metadata) {
-      if (k.namespace.length == 0) this.fail(field + ".namespace", "is required with source \"metadata\"");
-      const p = v.get("path");
-      if (p === null || p.type != JType.Arr || p.items.length == 0 || p.items.length > 8) {
-        this.fail(field + ".path", "must be an array of 1..8 strings");
-      } else {
-        for (let i = 0; i < p.items.length; i++) {
-          const it = p.items[i];
-          if (it.type != JType.Str || it.s.length == 0) { this.fail(field + ".path", "must be an array of 1..8 non-empty strings"); break; }
-          k.path.push(it.s);
-        }
-      }
+  if (src == KeySource.Global && !allowGlobal) { fail("source", "\"global\" is not allowed here"); return dflt; }
+  const k = new KeySpec();
+  k.source = <KeySource>src;
+  k.header = asciiLower(str(v, "header", ""));
+  k.namespace = str(v, "namespace", "");
+  if (src == KeySource.Header) {
+    if (!validHeaderName(k.header)) must("header", "a header name (lower-case token, not a pseudo-header)");
+  } else if (v.get("header") !== null) only("header", "source \"header\"");
+  if (src == KeySource.Metadata) {
+    if (k.namespace.length == 0) fail("namespace", "is required with source \"metadata\"");
+    const p = v.get("path");
+    if (p === null || p.type != JType.Arr || p.items.length == 0 || p.items.length > 8) {
+      must("path", "an array of 1..8 strings");
     } else {
-      if (v.get("namespace") !== null) this.fail(field + ".namespace", "only allowed with source \"metadata\"");
-      if (v.get("path") !== null) this.fail(field + ".path", "only allowed with source \"metadata\"");
+      for (let i = 0; i < p.items.length; i++) {
+        const it = unchecked(p.items[i]);
+        if (it.type != JType.Str || it.s.length == 0) { must("path", "an array of 1..8 non-empty strings"); break; }
+        k.path.push(it.s);
+      }
     }
-    return k;
+  } else {
+    if (v.get("namespace") !== null) only("namespace", "source \"metadata\"");
+    if (v.get("path") !== null) only("path", "source \"metadata\"");
   }
+  return k;
 }
 
 export function asciiLower(s: string): string {
@@ -196,111 +234,114 @@ export function asciiLower(s: string): string {
   return out + s.substring(start);
 }
 
-export function validHeaderName(h: string): bool {
-  if (h.length == 0 || h.length > 128) return false;
-  for (let i = 0; i < h.length; i++) {
-    const c = h.charCodeAt(i);
-    const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e;
-    if (!ok) return false;
+/** 1..max characters of [a-z0-9_.-], and of [A-Z] too if upper. */
+function validToken(s: string, max: i32, upper: bool): bool {
+  if (s.length == 0 || s.length > max) return false;
+  for (let i = 0; i < s.length; i++) {
+    let c = s.charCodeAt(i);
+    if (upper && c >= 0x41 && c <= 0x5a) c += 0x20;
+    if (!((c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e)) return false;
   }
   return true;
 }
 
-function validPrefix(p: string): bool {
-  if (p.length == 0 || p.length > 32) return false;
-  for (let i = 0; i < p.length; i++) {
-    const c = p.charCodeAt(i);
-    const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c == 0x2d || c == 0x5f || c == 0x2e;
-    if (!ok) return false;
-  }
-  return true;
+export function validHeaderName(h: string): bool {
+  return validToken(h, 128, false);
 }
 
 /** Parses the plugin configuration. Empty (or all-whitespace) text means every default. */
 export function parseConfig(text: string): ConfigResult {
   const res = new ConfigResult();
   const cfg = new Config();
-  if (text.trim().length == 0) { cfg.maxPods = INBOUND_POD_SLOTS; res.config = cfg; return res; } // as "{}"
-  const parser = new JsonParser();
-  const root = parser.parse(text);
-  if (root === null) { res.error = "configuration: invalid JSON: " + parser.error; return res; }
-  const r = new Reader();
-  if (root.type != JType.Obj) { res.error = "configuration: must be a JSON object, got " + root.typeName(); return res; }
-  r.checkKeys(root, TOP_KEYS, "");
+  err = "";
+  pre = "";
+  let blank = true;
+  for (let i = 0; i < text.length; i++) {
+    if (!isSpace(text.charCodeAt(i))) { blank = false; break; }
+  }
+  if (blank) { cfg.maxPods = INBOUND_POD_SLOTS; res.config = cfg; return res; } // as "{}"
+  const root = parseJson(text);
+  if (root === null) fail("configuration", "invalid JSON: " + jsonError);
+  else if (root.type != JType.Obj) fail("configuration", "must be a JSON object, got " + typeName(root.type));
+  else read(root, cfg);
+  if (err.length > 0) res.error = err;
+  else res.config = cfg;
+  return res;
+}
 
+function read(root: JValue, cfg: Config): void {
+  checkKeys(root, TOP_KEYS);
   let modes: string[] = ["inbound", "upstream"];
-  cfg.mode = <Mode>r.choice(root, "mode", "mode", modes, 0);
-  cfg.podName = r.str(root, "pod_name", "pod_name", "");
-  if (cfg.podName.length > 253) r.fail("pod_name", "must be at most 253 characters");
-  cfg.keyPrefix = r.str(root, "key_prefix", "key_prefix", "wsg");
-  if (!validPrefix(cfg.keyPrefix)) r.fail("key_prefix", "must be 1..32 characters of [A-Za-z0-9_.-]");
-  cfg.enforce = r.bool(root, "enforce", "enforce", true);
+  cfg.mode = <Mode>choice(root, "mode", modes, 0);
+  cfg.podName = str(root, "pod_name", "");
+  if (cfg.podName.length > 253) must("pod_name", "at most 253 characters");
+  cfg.keyPrefix = str(root, "key_prefix", cfg.keyPrefix);
+  if (!validToken(cfg.keyPrefix, 32, true)) must("key_prefix", "1..32 characters of [A-Za-z0-9_.-]");
+  cfg.enforce = flag(root, "enforce", true);
   let fmodes: string[] = ["closed", "open"];
-  cfg.failureMode = <FailureMode>r.choice(root, "failure_mode", "failure_mode", fmodes, 0);
-  cfg.casMaxAttempts = u32(r.int(root, "cas_max_attempts", "cas_max_attempts", 1, 64, 8));
-  cfg.maxPerPod = u32(r.int(root, "max_connections_per_pod", "max_connections_per_pod", 0, 1000000, 100));
-  cfg.maxPerClient = u32(r.int(root, "max_connections_per_client", "max_connections_per_client", 0, 1000000, 0));
-  cfg.clientKey = r.keySpec(root.get("client_key"), "client_key", false, cfg.clientKey);
-  cfg.clientBuckets = u32(r.int(root, "client_buckets", "client_buckets", 1, 65536, 1024));
-  cfg.maxPods = u32(r.int(root, "max_pods", "max_pods", 1, 4096, 64));
-  cfg.tickMs = u32(r.int(root, "tick_ms", "tick_ms", 100, 60000, 1000));
-  cfg.leaseTicks = u32(r.int(root, "lease_ticks", "lease_ticks", 2, 100, 3));
-  cfg.metricsPath = r.path(root, "metrics_path", "metrics_path", cfg.metricsPath);
-  cfg.healthPath = r.path(root, "health_path", "health_path", cfg.healthPath);
-  if (cfg.metricsPath.length > 0 && cfg.metricsPath == cfg.healthPath) r.fail("health_path", "must differ from metrics_path");
-  cfg.draining = r.bool(root, "draining", "draining", false);
+  cfg.failureMode = <FailureMode>choice(root, "failure_mode", fmodes, 0);
+  cfg.casMaxAttempts = u32(int(root, "cas_max_attempts", 1, 64, 8));
+  cfg.maxPerPod = u32(int(root, "max_connections_per_pod", 0, 1000000, 100));
+  cfg.maxPerClient = u32(int(root, "max_connections_per_client", 0, 1000000, 0));
+  cfg.clientKey = keySpec(root, "client_key", false, cfg.clientKey);
+  cfg.clientBuckets = u32(int(root, "client_buckets", 1, 65536, 1024));
+  cfg.maxPods = u32(int(root, "max_pods", 1, 4096, 64));
+  cfg.tickMs = u32(int(root, "tick_ms", 100, 60000, 1000));
+  cfg.leaseTicks = u32(int(root, "lease_ticks", 2, 100, 3));
+  cfg.metricsPath = path(root, "metrics_path", cfg.metricsPath);
+  cfg.healthPath = path(root, "health_path", cfg.healthPath);
+  if (cfg.metricsPath.length > 0 && cfg.metricsPath == cfg.healthPath) fail("health_path", "must differ from metrics_path");
+  cfg.draining = flag(root, "draining", false);
 
   const allow = root.get("endpoint_allow");
   if (allow !== null) {
-    if (allow.type != JType.Arr || allow.items.length > 64) r.fail("endpoint_allow", "must be an array of at most 64 CIDR strings");
+    if (allow.type != JType.Arr || allow.items.length > 64) must("endpoint_allow", "an array of at most 64 CIDR strings");
     else {
       const list = new Array<Cidr>(0);
       for (let i = 0; i < allow.items.length; i++) {
-        const it = allow.items[i];
+        const it = unchecked(allow.items[i]);
         let c: Cidr | null = null;
         if (it.type == JType.Str) c = parseCidr(it.s);
-        if (c === null) { r.fail("endpoint_allow[" + i.toString() + "]", "must be an IPv4 or IPv6 address or CIDR"); break; }
+        if (c === null) { must("endpoint_allow[" + i.toString() + "]", "an IPv4 or IPv6 address or CIDR"); break; }
         list.push(c);
       }
       cfg.endpointAllow = list;
     }
   }
 
-  const rl = root.get("rate_limit");
-  if (rl !== null) {
-    if (rl.type == JType.Null) cfg.rateLimit = null;
-    else if (r.isObject(rl, "rate_limit")) {
-      r.checkKeys(rl, RATE_KEYS, "rate_limit.");
+  const rl0 = root.get("rate_limit");
+  if (rl0 !== null && rl0.type == JType.Null) cfg.rateLimit = null;
+  else {
+    const rl = enter(root, "rate_limit", RATE_KEYS);
+    if (rl !== null) {
       const c = new RateLimitConfig();
-      c.requests = u32(r.int(rl, "requests", "rate_limit.requests", 1, 1000000, 50));
-      c.windowMs = u64(r.int(rl, "window_seconds", "rate_limit.window_seconds", 1, 86400, 60)) * 1000;
-      c.burst = u32(r.int(rl, "burst", "rate_limit.burst", 1, 1000000, f64(c.requests)));
-      c.key = r.keySpec(rl.get("key"), "rate_limit.key", true, c.key);
-      c.buckets = u32(r.int(rl, "buckets", "rate_limit.buckets", 1, 65536, 1024));
+      c.requests = u32(int(rl, "requests", 1, 1000000, 50));
+      c.windowMs = int(rl, "window_seconds", 1, 86400, 60) * 1000;
+      c.burst = u32(int(rl, "burst", 1, 1000000, c.requests));
+      c.key = keySpec(rl, "key", true, c.key);
+      c.buckets = u32(int(rl, "buckets", 1, 65536, 1024));
       cfg.rateLimit = c;
+      pre = "";
     }
   }
 
-  const fr = root.get("frames");
-  if (fr !== null && r.isObject(fr, "frames")) {
-    r.checkKeys(fr, FRAME_KEYS, "frames.");
+  const fr = enter(root, "frames", FRAME_KEYS);
+  if (fr !== null) {
     const f = cfg.frames;
-    f.enabled = r.bool(fr, "enabled", "frames.enabled", false);
-    f.maxFrameBytes = u64(r.int(fr, "max_frame_bytes", "frames.max_frame_bytes", 0, 9007199254740991, 0));
-    f.maxMessageBytes = u64(r.int(fr, "max_message_bytes", "frames.max_message_bytes", 0, 9007199254740991, 1048576));
-    f.messagesPerSecond = u32(r.int(fr, "messages_per_second", "frames.messages_per_second", 0, 1000000, 0));
-    f.messageBurst = u32(r.int(fr, "message_burst", "frames.message_burst", 0, 1000000, f64(f.messagesPerSecond)));
+    f.enabled = flag(fr, "enabled", false);
+    f.maxFrameBytes = int(fr, "max_frame_bytes", 0, 9007199254740991, 0);
+    f.maxMessageBytes = int(fr, "max_message_bytes", 0, 9007199254740991, 1048576);
+    f.messagesPerSecond = u32(int(fr, "messages_per_second", 0, 1000000, 0));
+    f.messageBurst = u32(int(fr, "message_burst", 0, 1000000, f.messagesPerSecond));
     if (f.messageBurst == 0) f.messageBurst = f.messagesPerSecond;
     if (f.messagesPerSecond == 0 && fr.get("message_burst") !== null && f.messageBurst > 0) {
-      r.fail("frames.message_burst", "requires frames.messages_per_second");
+      fail("message_burst", "requires frames.messages_per_second");
     }
+    pre = "";
   }
 
-  if (cfg.mode == Mode.Inbound && root.get("max_pods") !== null) r.fail("max_pods", "only allowed with mode \"upstream\"");
-  if (cfg.mode == Mode.Inbound) cfg.maxPods = INBOUND_POD_SLOTS;
-  if (cfg.mode == Mode.Upstream && cfg.podName.length > 0) r.fail("pod_name", "only allowed with mode \"inbound\" (upstream mode learns the pod from upstream.address)");
-
-  if (r.error.length > 0) { res.error = r.error; return res; }
-  res.config = cfg;
-  return res;
+  if (cfg.mode == Mode.Inbound) {
+    if (root.get("max_pods") !== null) only("max_pods", "mode \"upstream\"");
+    cfg.maxPods = INBOUND_POD_SLOTS;
+  } else if (cfg.podName.length > 0) only("pod_name", "mode \"inbound\" (upstream mode learns the pod from upstream.address)");
 }

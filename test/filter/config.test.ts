@@ -127,11 +127,12 @@ function keyList(name: string): string[] {
   return [...m[1].matchAll(/"([^"]+)"/g)].map((x) => x[1]);
 }
 
-/** Every r.int(obj, "key", "field", lo, hi, dflt) call: field → [lo, hi, default expression]. */
+/** Every int(obj, "key", lo, hi, dflt) call (obj: root, rl = rate_limit, fr = frames): field → [lo, hi, default expression]. */
 function intRanges(): Map<string, [number, number, string]> {
   const out = new Map<string, [number, number, string]>();
-  for (const m of CONFIG_TS.matchAll(/r\.int\(\w+, "([\w.]+)", "([\w.]+)", (\d+), (\d+), (\d+|f64\([\w.]+\))\)/g)) {
-    out.set(m[2], [Number(m[3]), Number(m[4]), m[5].trim()]);
+  const prefix: Record<string, string> = { root: "", rl: "rate_limit.", fr: "frames." };
+  for (const m of CONFIG_TS.matchAll(/\bint\((root|rl|fr), "(\w+)", (\d+), (\d+), (\d+|[\w.]+)\)/g)) {
+    out.set(prefix[m[1]] + m[2], [Number(m[3]), Number(m[4]), m[5].trim()]);
   }
   return out;
 }
@@ -161,7 +162,7 @@ test("B2 schema in sync with config.ts: property names of every object = TOP_KEY
   assert.deepEqual(SCHEMA.properties.failure_mode.enum, /let fmodes: string\[\] = \[([^\]]*)\]/.exec(CONFIG_TS)![1].match(/"(\w+)"/g)!.map((s) => s.slice(1, -1)));
 });
 
-test("B2 schema in sync with config.ts: integer ranges and defaults of every r.int field", () => {
+test("B2 schema in sync with config.ts: integer ranges and defaults of every int field", () => {
   const ranges = intRanges();
   ok(ranges.size >= 15, `only ${ranges.size} integer fields found in config.ts`);
   for (const [field, [lo, hi, dflt]] of ranges) {
@@ -189,5 +190,5 @@ test("B2 schema in sync with config.ts: integer ranges and defaults of every r.i
   }
   assert.equal(SCHEMA.properties.pod_name.maxLength, Number(/podName\.length > (\d+)/.exec(CONFIG_TS)![1]));
   assert.equal(SCHEMA.properties.endpoint_allow.maxItems, Number(/allow\.items\.length > (\d+)/.exec(CONFIG_TS)![1]));
-  assert.equal(SCHEMA.$defs.endpointPath.maxLength, Number(/p\.length > (\d+)\) this\.fail\(field, "must be empty/.exec(CONFIG_TS)![1]));
+  assert.equal(SCHEMA.$defs.endpointPath.maxLength, Number(/p\.length > (\d+)\)\) must\(key, "empty/.exec(CONFIG_TS)![1]));
 });
