@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { test } from "node:test";
-import { G, ROOT, finishReply, makeEnv, ok, open } from "./support.ts";
+import { G, ROOT, H101, conn, finishReply, isContinue, makeEnv, ok, open, upgradeHeaders } from "./support.ts";
 
 const HISTOGRAMS = new Set<string>();
 
@@ -83,5 +83,22 @@ test("B8 stats: active gauge right across workers, duration histogram samples, P
     assert.equal(e.stat("active_connections"), 0);
   } finally {
     e.close();
+  }
+});
+
+test("B10 lifecycle lines at debug only: built when Envoy's wasm logger is at debug (ABI 0.2.1 proxy_get_log_level)", () => {
+  for (const level of ["info", "debug"] as const) {
+    const e = makeEnv({ concurrency: 1, config: { rate_limit: null }, process: { logLevel: level } });
+    try {
+      const s = e.h.newStream(0, conn());
+      ok(isContinue(s.decodeHeaders(upgradeHeaders(), false)), "admitted");
+      ok(isContinue(s.encodeHeaders(H101, false)), "101");
+      s.complete();
+      const lifecycle = e.logs.filter((l) => /^ws_governor: (upgraded|closed) stream=/.test(l.message));
+      assert.equal(lifecycle.length, level === "debug" ? 2 : 0, `lifecycle lines at ${level}`);
+      if (level === "debug") ok(lifecycle.every((l) => l.level === "debug"), "logged at debug");
+    } finally {
+      e.close();
+    }
   }
 });
