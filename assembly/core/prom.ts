@@ -25,17 +25,15 @@ export function escapeLabel(v: string): string {
 }
 
 export function renderMetrics(pods: Array<PodLine>, values: Array<u64>): string {
-  let out = "# HELP websocket_connections_active_total Open WebSocket connections per pod.\n";
+  let out = "";
   out += "# TYPE websocket_connections_active_total gauge\n";
   for (let i = 0; i < pods.length; i++) {
     out += "websocket_connections_active_total{pod=\"" + escapeLabel(pods[i].pod) + "\"} " + pods[i].active.toString() + "\n";
   }
-  out += "# HELP websocket_connections_rejected_total Upgrades refused at the pod cap.\n";
   out += "# TYPE websocket_connections_rejected_total counter\n";
   for (let i = 0; i < pods.length; i++) {
     out += "websocket_connections_rejected_total{pod=\"" + escapeLabel(pods[i].pod) + "\"} " + pods[i].rejected.toString() + "\n";
   }
-  out += "# HELP websocket_connection_rate_limited_total Upgrades refused by the rate limit.\n";
   out += "# TYPE websocket_connection_rate_limited_total counter\n";
   out += "websocket_connection_rate_limited_total " + values[S.RejRate].toString() + "\n";
   let last = "";
