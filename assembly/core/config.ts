@@ -168,7 +168,12 @@ function choice(obj: JValue, key: string, options: string[], dflt: i32): i32 {
     const i = find(options, v.s);
     if (i >= 0) return i;
   }
-  must(key, "one of \"" + options.join("\", \"") + "\"");
+  let list = "";
+  for (let i = 0; i < options.length; i++) {
+    if (i > 0) list += "\", \"";
+    list += options[i];
+  }
+  must(key, "one of \"" + list + "\"");
   return dflt;
 }
 

@@ -28,10 +28,7 @@ export function keyValue(spec: KeySpec, spec_path: ArrayBuffer | null): string {
 /** Property path of a metadata key: metadata.filter_metadata.<namespace>.<path…> (envoy-host.md §6.3). */
 export function metadataPath(spec: KeySpec): ArrayBuffer | null {
   if (spec.source != KeySource.Metadata) return null;
-  const segs = new Array<string>(0);
-  segs.push("metadata");
-  segs.push("filter_metadata");
-  segs.push(spec.namespace);
-  for (let i = 0; i < spec.path.length; i++) segs.push(spec.path[i]);
-  return String.UTF8.encode(segs.join("\0"));
+  let path = "metadata\0filter_metadata\0" + spec.namespace;
+  for (let i = 0; i < spec.path.length; i++) path += "\0" + spec.path[i];
+  return String.UTF8.encode(path);
 }

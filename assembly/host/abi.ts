@@ -118,7 +118,9 @@ export function propertyString(path: ArrayBuffer): string | null {
 }
 
 export function encodePath(segments: string[]): ArrayBuffer {
-  return String.UTF8.encode(segments.join("\0"));
+  let path = segments[0];
+  for (let i = 1; i < segments.length; i++) path += "\0" + segments[i];
+  return String.UTF8.encode(path);
 }
 
 // ---- shared data ------------------------------------------------------------------------------------------------
@@ -177,11 +179,11 @@ export function closeStream(type: i32): u32 {
 /** Pairs wire format (envoy-host.md §1.5): u32 n, n × (u32 klen, u32 vlen), then key\0value\0 … */
 export function encodePairs(kv: string[]): ArrayBuffer {
   const n = kv.length >> 1;
-  const enc = new Array<ArrayBuffer>(kv.length);
+  const enc = new Array<ArrayBuffer>(0);
   let size = 4 + n * 8;
   for (let i = 0; i < n * 2; i++) {
     const e = String.UTF8.encode(kv[i]);
-    enc[i] = e;
+    enc.push(e);
     size += e.byteLength + 1;
   }
   const buf = new ArrayBuffer(size);
