@@ -4,12 +4,26 @@ import { R, parsePairs, pairsSize, writePairs } from "../memory.ts";
 import { hmAdd, hmByteSize, hmGet, hmRemove, hmReplace } from "../headers.ts";
 import { getProperty } from "../properties.ts";
 import type { Vm } from "../vm.ts";
+import type { HeaderList } from "../api.ts";
 
 type F = (...a: number[]) => number | void;
 
 export function envStreamImports(vm: Vm): Record<string, F> {
   const u = (x: number) => x >>> 0;
   const minor = vm.proc.minor;
+  /** add / replace / remove on a header map (§1.3): checks, key lower-cased, route-cache clear on request headers */
+  const mutateHeader = (type: number, kp: number, kl: number, vp: number, vl: number,
+                        op: (map: HeaderList, k: string, v: string) => void): number => {
+    if (u(type) > 7) return R.BadArgument;
+    const k = vm.mem.latin1(u(kp), u(kl)), v = vm.mem.latin1(u(vp), u(vl));
+    if (k === null || v === null) return R.InvalidMemoryAccess;
+    const s = vm.ctxOrEffective().stream;
+    const map = s ? s.mutableMap(u(type)) : null;
+    if (!map) return R.BadArgument;
+    op(map, k.toLowerCase(), v);
+    s!.headersModified(u(type));
+    return R.Ok;
+  };
   return {
     proxy_log(level, ptr, len) {
       if (u(level) > 5) return R.BadArgument;
@@ -78,37 +92,13 @@ export function envStreamImports(vm: Vm): Record<string, F> {
       return R.Ok;
     },
     proxy_add_header_map_value(type, kp, kl, vp, vl) {
-      if (u(type) > 7) return R.BadArgument;
-      const k = vm.mem.latin1(u(kp), u(kl)), v = vm.mem.latin1(u(vp), u(vl));
-      if (k === null || v === null) return R.InvalidMemoryAccess;
-      const s = vm.ctxOrEffective().stream;
-      const map = s ? s.mutableMap(u(type)) : null;
-      if (!map) return R.BadArgument;
-      hmAdd(map, k.toLowerCase(), v);
-      s!.headersModified(u(type));
-      return R.Ok;
+      return mutateHeader(type, kp, kl, vp, vl, hmAdd);
     },
     proxy_replace_header_map_value(type, kp, kl, vp, vl) {
-      if (u(type) > 7) return R.BadArgument;
-      const k = vm.mem.latin1(u(kp), u(kl)), v = vm.mem.latin1(u(vp), u(vl));
-      if (k === null || v === null) return R.InvalidMemoryAccess;
-      const s = vm.ctxOrEffective().stream;
-      const map = s ? s.mutableMap(u(type)) : null;
-      if (!map) return R.BadArgument;
-      hmReplace(map, k.toLowerCase(), v);
-      s!.headersModified(u(type));
-      return R.Ok;
+      return mutateHeader(type, kp, kl, vp, vl, hmReplace);
     },
     proxy_remove_header_map_value(type, kp, kl) {
-      if (u(type) > 7) return R.BadArgument;
-      const k = vm.mem.latin1(u(kp), u(kl));
-      if (k === null) return R.InvalidMemoryAccess;
-      const s = vm.ctxOrEffective().stream;
-      const map = s ? s.mutableMap(u(type)) : null;
-      if (!map) return R.BadArgument;
-      hmRemove(map, k.toLowerCase());
-      s!.headersModified(u(type));
-      return R.Ok;
+      return mutateHeader(type, kp, kl, 0, 0, (map, k) => hmRemove(map, k));
     },
     proxy_get_header_map_size(type, rp) {
       if (u(type) > 7) return R.BadArgument;
