@@ -2,13 +2,12 @@
 // O(1) per callback: typed maps of concrete contexts, no casts of managed results, no per-stream strings or logs.
 import "./host/abort";
 import { Root } from "./filter/root";
-import { Stream, CONTINUE } from "./filter/stream";
+import { Stream, streams, CONTINUE } from "./filter/stream";
 import { onRequestBody, onResponseBody } from "./filter/frames";
 
 export { malloc, free } from "@solo-io/proxy-runtime/malloc";
 
 const roots = new Map<u32, Root>();
-const streams = new Map<u32, Stream>();
 
 // ABI 0.2.1 (Envoy 1.30–1.36 accept it, envoy-host.md §1.1): same calls as 0.2.0 plus proxy_get_log_level, which
 // lets the filter skip building debug lines Envoy would drop.

@@ -33,50 +33,53 @@ function parseV4(s: string, out: StaticArray<u8>): bool {
 }
 
 function hexVal(c: i32): i32 {
+  const l = c | 0x20;
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
-  if (c >= 0x61 && c <= 0x66) return c - 0x61 + 10;
-  if (c >= 0x41 && c <= 0x46) return c - 0x41 + 10;
+  if (l >= 0x61 && l <= 0x66) return l - 0x61 + 10;
   return -1;
 }
 
+/** Groups of 1..4 hex digits separated by ':', at most one "::" standing for one or more zero groups. Groups are
+ *  written to `out` in order; the ones after "::" are moved to the end at the close. */
 function parseV6(s: string, out: StaticArray<u8>): bool {
-  // groups before and after "::"
-  const dbl = s.indexOf("::");
-  if (dbl >= 0 && s.indexOf("::", dbl + 1) >= 0) return false;
-  const head = new Array<i32>(0);
-  const tail = new Array<i32>(0);
-  let cur = head;
+  const len = s.length;
+  let n = 0;    // groups written
+  let gap = -1; // number of groups before "::"
   let i = 0;
-  if (dbl == 0) { i = 2; cur = tail; }
-  let val = 0;
-  let digits = 0;
-  while (i <= s.length) {
-    const c = i < s.length ? s.charCodeAt(i) : 0x3a;
-    if (c == 0x3a) {
-      if (digits == 0) {
-        if (i == s.length && cur === tail && dbl + 2 == s.length) break; // trailing "::"
-        return false;
-      }
-      cur.push(val);
-      val = 0;
-      digits = 0;
-      if (i == dbl) { cur = tail; i += 2; if (i >= s.length) break; continue; }
-      i++;
-    } else {
-      const h = hexVal(c);
-      if (h < 0 || digits == 4) return false;
+  if (s.charCodeAt(0) == 0x3a) {
+    if (s.charCodeAt(1) != 0x3a) return false;
+    gap = 0;
+    i = 2;
+  }
+  while (i < len) {
+    let val = 0;
+    let digits = 0;
+    while (i < len) {
+      const h = hexVal(s.charCodeAt(i));
+      if (h < 0) break;
+      if (digits == 4) return false;
       val = (val << 4) | h;
       digits++;
       i++;
     }
+    if (digits == 0 || n == 8) return false;
+    out[2 * n] = u8(val >> 8);
+    out[2 * n + 1] = u8(val);
+    n++;
+    if (i == len) break;
+    if (s.charCodeAt(i) != 0x3a) return false;
+    i++;
+    if (s.charCodeAt(i) == 0x3a) {
+      if (gap >= 0) return false;
+      gap = n;
+      i++;
+    } else if (i == len) return false; // a trailing single ':'
   }
-  const total = head.length + tail.length;
-  if (dbl < 0 && total != 8) return false;
-  if (dbl >= 0 && total > 7) return false;
-  for (let k = 0; k < 16; k++) out[k] = 0;
-  for (let k = 0; k < head.length; k++) { out[2 * k] = u8(head[k] >> 8); out[2 * k + 1] = u8(head[k]); }
-  const off = 8 - tail.length;
-  for (let k = 0; k < tail.length; k++) { out[2 * (off + k)] = u8(tail[k] >> 8); out[2 * (off + k) + 1] = u8(tail[k]); }
+  if (gap < 0) return n == 8;
+  if (n > 7) return false;
+  const shift = 2 * (8 - n); // bytes of zero groups
+  for (let k = 15; k >= 2 * gap + shift; k--) out[k] = out[k - shift];
+  for (let k = 2 * gap; k < 2 * gap + shift; k++) out[k] = 0;
   return true;
 }
 

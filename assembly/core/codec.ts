@@ -2,6 +2,7 @@
 // Every value starts with the magic 0x57 ('W'), format version 1 and a kind byte; decoders validate lengths
 // exactly and return null for anything else (corrupt, truncated, another program's value), so callers can apply a
 // defined policy instead of trapping. A zero-length value is the "provisioned, empty" state written at configure.
+import { utf8Encode, utf8Decode } from "./utf8";
 
 export const MAGIC: u8 = 0x57;
 export const VERSION: u8 = 1;
@@ -40,7 +41,7 @@ export class Ledger {
     if (i < 0) return 0;
     const have = this.counts[i];
     const take = have < delta ? have : delta;
-    if (have - take == 0) { this.vms.splice(i, 1); this.counts.splice(i, 1); }
+    if (have - take == 0) { removeAt(this.vms, i); removeAt(this.counts, i); }
     else this.counts[i] = have - take;
     return take;
   }
@@ -51,7 +52,7 @@ function header(p: usize, len: i32, kind: u8): bool {
 }
 
 export function encodeLedger(l: Ledger): ArrayBuffer {
-  const name = String.UTF8.encode(l.name);
+  const name = utf8Encode(l.name);
   const nameLen = name.byteLength;
   const n = l.vms.length;
   const size = 3 + 2 + nameLen + 8 + 2 + n * 8;
@@ -78,7 +79,7 @@ export function decodeLedger(p: usize, len: i32): Ledger | null {
   if (!header(p, len, KIND_SLOT) || len < 5) return null;
   const nameLen = i32(load<u16>(p + 3));
   if (nameLen > 1024 || len < 5 + nameLen + 10) return null;
-  l.name = String.UTF8.decodeUnsafe(p + 5, nameLen);
+  l.name = utf8Decode(p + 5, nameLen);
   let o = p + 5 + nameLen;
   l.rejected = load<u64>(o); o += 8;
   const n = i32(load<u16>(o)); o += 2;
@@ -87,7 +88,7 @@ export function decodeLedger(p: usize, len: i32): Ledger | null {
     const vm = load<u32>(o);
     const c = load<u32>(o, 4);
     o += 8;
-    if (vm == 0 || l.vms.includes(vm)) return null;
+    if (vm == 0 || l.vms.indexOf(vm) >= 0) return null;
     if (c == 0) continue;
     l.vms.push(vm);
     l.counts.push(c);
@@ -123,7 +124,7 @@ export class Leases {
     return true;
   }
 
-  has(vm: u32): bool { return this.vms.includes(vm); }
+  has(vm: u32): bool { return this.vms.indexOf(vm) >= 0; }
 
   /** Removes every VM whose last beat is `expiryMs` or more ago (silent for lease_ticks whole tick periods); returns
    *  their ids. `>=`, not `>`: with ticks in phase, `>` let a dead VM keep its shares for one extra tick. */
@@ -134,8 +135,8 @@ export class Leases {
       const b = this.beats[i];
       if (nowMs > b && nowMs - b >= expiryMs) {
         dead.push(this.vms[i]);
-        this.vms.splice(i, 1);
-        this.beats.splice(i, 1);
+        removeAt(this.vms, i);
+        removeAt(this.beats, i);
       } else i++;
     }
     return dead;
@@ -168,11 +169,18 @@ export function decodeLeases(p: usize, len: i32): Leases | null {
     const vm = load<u32>(o);
     const b = load<u64>(o, 4);
     o += 12;
-    if (vm == 0 || l.vms.includes(vm)) return null;
+    if (vm == 0 || l.vms.indexOf(vm) >= 0) return null;
     l.vms.push(vm);
     l.beats.push(b);
   }
   return l;
+}
+
+/** Removes a[i], keeping the order (Array#splice would also allocate the removed part as a new array). */
+export function removeAt<T>(a: Array<T>, i: i32): void {
+  const n = a.length - 1;
+  for (let k = i; k < n; k++) unchecked(a[k] = a[k + 1]);
+  a.length = n;
 }
 
 /** FNV-1a, 32 bit: spreads client keys over a fixed number of buckets. */

@@ -3,7 +3,7 @@
 // The first error wins: later checks still run (on defaults) but cannot replace it.
 // Kept small on purpose (the release module has a size budget): one reader per JSON type, module-level state, and a
 // field's full name ("rate_limit.key.source") built from the enclosing objects only when an error is reported.
-import { parseJson, jsonError, typeName, JType, JValue } from "./json";
+import { parseJson, jsonError, jsonAt, jsonFree, typeName, JType, JValue } from "./json";
 import { Cidr, parseCidr } from "./cidr";
 import { isSpace } from "~lib/util/string";
 
@@ -111,10 +111,11 @@ function find(list: string[], s: string): i32 {
 }
 
 function checkKeys(obj: JValue, allowed: string[]): void {
-  const items = obj.items;
-  for (let i = 0; i < items.length; i++) {
-    const k = unchecked(items[i]).k;
-    if (find(allowed, k) < 0) fail(k, "unknown key");
+  let i = obj.first;
+  while (i >= 0) {
+    const m = jsonAt(i);
+    if (find(allowed, m.k) < 0) fail(m.k, "unknown key");
+    i = m.next;
   }
 }
 
@@ -210,13 +211,15 @@ function readKey(v: JValue, allowGlobal: bool, dflt: KeySpec): KeySpec {
   if (src == KeySource.Metadata) {
     if (k.namespace.length == 0) fail("namespace", "is required with source \"metadata\"");
     const p = v.get("path");
-    if (p === null || p.type != JType.Arr || p.items.length == 0 || p.items.length > 8) {
+    if (p === null || p.type != JType.Arr || p.count == 0 || p.count > 8) {
       must("path", "an array of 1..8 strings");
     } else {
-      for (let i = 0; i < p.items.length; i++) {
-        const it = unchecked(p.items[i]);
+      let i = p.first;
+      while (i >= 0) {
+        const it = jsonAt(i);
         if (it.type != JType.Str || it.s.length == 0) { must("path", "an array of 1..8 non-empty strings"); break; }
         k.path.push(it.s);
+        i = it.next;
       }
     }
   } else {
@@ -269,6 +272,7 @@ export function parseConfig(text: string): ConfigResult {
   if (root === null) fail("configuration", "invalid JSON: " + jsonError);
   else if (root.type != JType.Obj) fail("configuration", "must be a JSON object, got " + typeName(root.type));
   else read(root, cfg);
+  jsonFree();
   if (err.length > 0) res.error = err;
   else res.config = cfg;
   return res;
@@ -300,15 +304,19 @@ function read(root: JValue, cfg: Config): void {
 
   const allow = root.get("endpoint_allow");
   if (allow !== null) {
-    if (allow.type != JType.Arr || allow.items.length > 64) must("endpoint_allow", "an array of at most 64 CIDR strings");
+    if (allow.type != JType.Arr || allow.count > 64) must("endpoint_allow", "an array of at most 64 CIDR strings");
     else {
       const list = new Array<Cidr>(0);
-      for (let i = 0; i < allow.items.length; i++) {
-        const it = unchecked(allow.items[i]);
+      let i = allow.first;
+      let n = 0;
+      while (i >= 0) {
+        const it = jsonAt(i);
         let c: Cidr | null = null;
         if (it.type == JType.Str) c = parseCidr(it.s);
-        if (c === null) { must("endpoint_allow[" + i.toString() + "]", "an IPv4 or IPv6 address or CIDR"); break; }
+        if (c === null) { must("endpoint_allow[" + n.toString() + "]", "an IPv4 or IPv6 address or CIDR"); break; }
         list.push(c);
+        i = it.next;
+        n++;
       }
       cfg.endpointAllow = list;
     }

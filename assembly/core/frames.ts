@@ -112,7 +112,12 @@ export class FrameParser {
   private code: u32 = 0;
 
   constructor(fromClient: bool, extensionsAllowRsv1: bool, maxFrameBytes: u64, maxMessageBytes: u64) {
-    this.reset(fromClient, extensionsAllowRsv1, maxFrameBytes, maxMessageBytes);
+    // Every other field starts at its initializer, which is what reset() sets (a call here would store them twice).
+    this.fromClient = fromClient;
+    this.allowRsv1 = extensionsAllowRsv1;
+    this.maxFrameBytes = maxFrameBytes;
+    this.maxMessageBytes = maxMessageBytes;
+    this.firstBoundary = 0; // as reset() leaves it: a fresh parser stands at a frame boundary
   }
 
   /** Back to the state of a fresh parser with these settings (lets callers reuse one object; no allocation). */

@@ -1,5 +1,6 @@
 // RFC 6455 codes for the frame parser (./frames): opcodes, verdicts and rule details, close-code validity (§7.4),
 // and a close-frame builder. PURE: no SDK, no host, no filter imports. Everything is re-exported by ./frames.
+import { utf8Encode } from "./utf8";
 
 export namespace Opcode {
   export const CONTINUATION: u8 = 0x0;
@@ -103,7 +104,7 @@ export function isValidCloseCode(code: u32): bool {
 export function buildCloseFrame(code: u16, reason: string, masked: bool, maskKey: u32): ArrayBuffer {
   let withCode = code != 0 && isValidCloseCode(<u32>code);
   let rlen: i32 = 0;
-  let enc = String.UTF8.encode(reason, false);
+  let enc = utf8Encode(reason);
   let encPtr = changetype<usize>(enc);
   if (withCode) {
     rlen = enc.byteLength;

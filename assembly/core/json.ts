@@ -3,6 +3,8 @@
 // Depth is bounded so hostile input cannot exhaust the wasm stack.
 // Kept small on purpose (the release module has a size budget): module-level state instead of a parser object, one
 // routine for objects and arrays, and String#charCodeAt's -1 past the end standing in for explicit length checks.
+// Values live in one module-level array and link to their children by index, so no managed type refers to itself:
+// AssemblyScript 0.17 then proves every type acyclic and leaves its cycle collector out of the module.
 
 export const enum JType { Null = 0, Bool = 1, Num = 2, Str = 3, Arr = 4, Obj = 5 }
 
@@ -13,16 +15,44 @@ export class JValue {
   n: f64 = 0;                                    // Num; Bool: 1 for true, 0 for false
   s: string = "";                                // Str
   k: string = "";                                // the key of an object member
-  items: Array<JValue> = new Array<JValue>(0);   // Arr: the elements; Obj: the members (each with its k), in document order
+  idx: i32 = 0;                                  // this value's index in the value array
+  first: i32 = -1;                               // Arr, Obj: index of the first element / member (document order)
+  next: i32 = -1;                                // index of the next sibling, -1 for the last
+  count: i32 = 0;                                // Arr, Obj: number of elements / members
 
   get(key: string): JValue | null {
-    const items = this.items;
-    for (let i = 0; i < items.length; i++) {
-      const v = unchecked(items[i]);
+    let i = this.first;
+    while (i >= 0) {
+      const v = jsonAt(i);
       if (v.k == key) return v;
+      i = v.next;
     }
     return null;
   }
+}
+
+// Sized once per parse: a document of n characters holds at most n values (each takes at least one character), so
+// the array never grows (AssemblyScript 0.17 grows arrays one element at a time, copying each time).
+let nodes = new Array<JValue | null>(0);
+let count: i32 = 0;
+
+/** The value at index i (a `first` or `next` link of a value from the last parse). */
+export function jsonAt(i: i32): JValue {
+  return changetype<JValue>(unchecked(nodes[i])); // set by make() for every index a link can hold
+}
+
+/** Drops the values of the last parse. */
+export function jsonFree(): void {
+  nodes = new Array<JValue | null>(0);
+  count = 0;
+}
+
+function make(t: JType): JValue {
+  const v = new JValue();
+  v.type = t;
+  v.idx = count;
+  unchecked(nodes[count++] = v);
+  return v;
 }
 
 export function typeName(t: JType): string {
@@ -45,6 +75,8 @@ export function parseJson(text: string): JValue | null {
   src = text;
   pos = 0;
   jsonError = "";
+  nodes = new Array<JValue | null>(text.length);
+  count = 0;
   const v = document();
   src = ""; // do not keep the configuration text alive after parsing
   return v;
@@ -76,16 +108,15 @@ function value(depth: i32): JValue | null {
   const c = ws();
   if (c < 0) return fail("unexpected end of input");
   if (c == 0x7b || c == 0x5b) return container(c, depth);
-  const v = new JValue();
   if (c == 0x22) {
     const s = str();
     if (s === null) return null;
-    v.type = JType.Str;
+    const v = make(JType.Str);
     v.s = s;
     return v;
   }
+  const v = make(JType.Bool);
   if (c == 0x2d || isDigit(c)) return number(v);
-  v.type = JType.Bool;
   if (word("true")) { v.n = 1; return v; }
   if (word("false")) return v;
   v.type = JType.Null;
@@ -103,9 +134,9 @@ function word(w: string): bool {
 function container(open: i32, depth: i32): JValue | null {
   const isObj = open == 0x7b;
   const close = open + 2; // '}' or ']'
-  const v = new JValue();
-  v.type = JType.Arr;
+  const v = make(JType.Arr);
   if (isObj) v.type = JType.Obj;
+  let last = -1;
   pos++;
   if (ws() == close) { pos++; return v; }
   while (true) {
@@ -122,7 +153,10 @@ function container(open: i32, depth: i32): JValue | null {
     const item = value(depth + 1);
     if (item === null) return null;
     item.k = k;
-    v.items.push(item);
+    if (last < 0) v.first = item.idx;
+    else jsonAt(last).next = item.idx;
+    last = item.idx;
+    v.count++;
     const c = ws();
     if (c < 0) return fail("unexpected end of input");
     pos++;

@@ -2,7 +2,7 @@
 // Every count is a set of per-VM shares (codec.ts Ledger), so the share of a VM that died can be removed by another.
 // Outcomes are explicit; the caller maps Contention to the configured failure mode and counts `retries`.
 import { SharedStore, ST_OK, ST_NOT_FOUND, ST_CAS_MISMATCH } from "./store";
-import { Ledger, Leases, decodeLedger, encodeLedger, decodeLeases, encodeLeases, fnv1a } from "./codec";
+import { Ledger, Leases, decodeLedger, encodeLedger, decodeLeases, encodeLeases, fnv1a, removeAt } from "./codec";
 
 export const enum Outcome {
   Admitted = 0,   // share added (acquire) / share removed (release)
@@ -126,8 +126,8 @@ export function reclaim(store: SharedStore, key: string, live: Leases, attempts:
     while (i < l.vms.length) {
       if (!live.has(l.vms[i])) {
         removed += i64(l.counts[i]);
-        l.vms.splice(i, 1);
-        l.counts.splice(i, 1);
+        removeAt(l.vms, i);
+        removeAt(l.counts, i);
       } else i++;
     }
     if (removed == 0) return 0;

@@ -11,8 +11,9 @@ import { headerString, sendLocalReply, MAP_REQUEST_HEADERS } from "../host/abi";
 import { sourceAddress } from "./keys";
 import { Root } from "./root";
 import { Stream, CONTINUE, STOP } from "./stream";
+import { utf8Encode } from "../core/utf8";
 
-const H_PATH = String.UTF8.encode(":path");
+const H_PATH = utf8Encode(":path");
 
 function pathOnly(p: string): string {
   // if/else, not `?:`: AssemblyScript 0.17 double-releases a borrowed value chosen by a conditional expression

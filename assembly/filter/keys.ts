@@ -4,8 +4,9 @@
 import { KeySpec, KeySource } from "../core/config";
 import { hostOf } from "../core/cidr";
 import { getHeader, outString, getProperty, OK, MAP_REQUEST_HEADERS } from "../host/abi";
+import { utf8Encode } from "../core/utf8";
 
-const SOURCE_ADDRESS = String.UTF8.encode("source\0address");
+const SOURCE_ADDRESS = utf8Encode("source\0address");
 
 export function sourceAddress(): string {
   if (getProperty(SOURCE_ADDRESS) != OK) return "";
@@ -17,7 +18,7 @@ export function keyValue(spec: KeySpec, spec_path: ArrayBuffer | null): string {
   if (spec.source == KeySource.Global) return "";
   if (spec.source == KeySource.Address) return hostOf(sourceAddress());
   if (spec.source == KeySource.Header) {
-    if (getHeader(MAP_REQUEST_HEADERS, String.UTF8.encode(spec.header)) != OK) return "";
+    if (getHeader(MAP_REQUEST_HEADERS, utf8Encode(spec.header)) != OK) return "";
     return outString();
   }
   if (spec_path === null) return "";
@@ -30,5 +31,5 @@ export function metadataPath(spec: KeySpec): ArrayBuffer | null {
   if (spec.source != KeySource.Metadata) return null;
   let path = "metadata\0filter_metadata\0" + spec.namespace;
   for (let i = 0; i < spec.path.length; i++) path += "\0" + spec.path[i];
-  return String.UTF8.encode(path);
+  return utf8Encode(path);
 }

@@ -7,8 +7,8 @@ import { Beat, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, c
 import { HostStore } from "../host/shared_store";
 import { Metrics } from "../host/metrics";
 import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, encodePath, OK, setEffectiveContext, closeStream, logLevel } from "../host/abi";
-import { Stream } from "./stream";
-import { collectRef } from "../host/gc";
+import { Stream, streams } from "./stream";
+import { removeAt } from "../core/codec";
 import { metadataPath } from "./keys";
 
 export const LOG_DEBUG: i32 = 1;
@@ -39,7 +39,8 @@ export class Root {
   debug: bool = false;         // Envoy's wasm logger is at debug or trace: lifecycle lines are worth building
   rateBuckets: u32 = 1;
   drainShared: bool = false;   // another configuration of this plugin marked the pod as draining
-  closing: Array<Stream> = new Array<Stream>(0); // streams in a close handshake, with deadlines
+  closing: Array<u32> = new Array<u32>(0); // ids of streams in a close handshake, with deadlines (ids, not Streams:
+                                           // a Root never refers to a Stream, so every type stays acyclic)
   rateMetaPath: ArrayBuffer | null = null;
   clientMetaPath: ArrayBuffer | null = null;
 
@@ -144,7 +145,7 @@ export class Root {
     this.store.done();
   }
 
-  watchClosing(s: Stream): void { this.closing.push(s); }
+  watchClosing(s: Stream): void { this.closing.push(s.id); }
 
   /** Close handshakes that did not finish by their deadline end with a reset of the stream. */
   private expireClosing(): void {
@@ -152,14 +153,16 @@ export class Root {
     const now = nowMs();
     let i = 0;
     while (i < this.closing.length) {
-      const s = this.closing[i];
+      const id = this.closing[i];
+      if (!streams.has(id)) { removeAt(this.closing, i); continue; }
+      const s = streams.get(id);
       const insp = s.insp;
-      if (s.finished || s.reset || insp === null) { this.closing.splice(i, 1); continue; }
+      if (s.finished || s.reset || insp === null) { removeAt(this.closing, i); continue; }
       if (now >= insp.deadlineMs) {
         s.reset = true;
         this.metrics.inc(S.FrameResets);
         if (setEffectiveContext(s.id) == OK) closeStream(0);
-        this.closing.splice(i, 1);
+        removeAt(this.closing, i);
         continue;
       }
       i++;
@@ -174,7 +177,6 @@ export class Root {
     this.readDrain();
     this.expireClosing();
     this.retryPending();
-    collectRef(); // AS 0.17 frees cycles only here (toolchain.md §5); each tick keeps the roots buffer small
   }
 
   private heartbeat(): void {

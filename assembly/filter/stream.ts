@@ -14,19 +14,21 @@ import { keyValue } from "./keys";
 import { serveEndpoint } from "./endpoints";
 import { log } from "../host/abi";
 import { Inspection, recordIdle } from "./frames";
-import { collectRef } from "../host/gc";
+import { utf8Encode } from "../core/utf8";
 
-const H_UPGRADE = String.UTF8.encode("upgrade");
-const H_CONNECTION = String.UTF8.encode("connection");
-const H_STATUS = String.UTF8.encode(":status");
-const H_EXTENSIONS = String.UTF8.encode("sec-websocket-extensions");
-const UPSTREAM_ADDRESS = String.UTF8.encode("upstream\0address");
+const H_UPGRADE = utf8Encode("upgrade");
+const H_CONNECTION = utf8Encode("connection");
+const H_STATUS = utf8Encode(":status");
+const H_EXTENSIONS = utf8Encode("sec-websocket-extensions");
+const UPSTREAM_ADDRESS = utf8Encode("upstream\0address");
 
 export const CONTINUE: u32 = 0;
 export const STOP: u32 = 1;
 
 const rate = new RateDecision();
-let finishedWs: u32 = 0;
+
+/** Live stream contexts by id (the dispatcher's table; roots look up streams in a close handshake here). */
+export const streams = new Map<u32, Stream>();
 
 export class Stream {
   id: u32;
@@ -111,8 +113,6 @@ export class Stream {
       if (this.root.debug) log(LOG_DEBUG, "ws_governor: closed stream=" + this.id.toString() + " pod=" + this.pod);
     }
     this.releaseAll();
-    // Without ticks (none configured yet, or a VM that never ticks) collect every 1024 upgraded streams as well.
-    if ((++finishedWs & 1023) == 0) collectRef();
   }
 
   // ---- decisions ------------------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 // malloc) are read in place and released with free() exactly once.
 import * as imp from "@solo-io/proxy-runtime/imports";
 import { free } from "@solo-io/proxy-runtime/malloc";
+import { utf8Encode, utf8Decode } from "../core/utf8";
 
 // Missing from the SDK (toolchain.md §6 item 11); exact Envoy signature (envoy-host.md §1.3).
 // @ts-ignore: decorator
@@ -47,7 +48,7 @@ function takeOut(status: u32): u32 {
 }
 
 export function outString(): string {
-  const s = String.UTF8.decodeUnsafe(outPtr, outLen);
+  const s = utf8Decode(outPtr, outLen);
   freeBytes();
   return s;
 }
@@ -65,7 +66,7 @@ export function logLevel(): i32 {
 
 // ---- logging ----------------------------------------------------------------------------------------------------
 export function log(level: i32, msg: string): void {
-  const b = String.UTF8.encode(msg);
+  const b = utf8Encode(msg);
   imp.proxy_log(level, changetype<usize>(b), b.byteLength);
 }
 
@@ -101,8 +102,8 @@ export function headerString(map: i32, key: ArrayBuffer): string | null {
 }
 
 export function addHeader(map: i32, key: string, value: string): u32 {
-  const k = String.UTF8.encode(key);
-  const v = String.UTF8.encode(value);
+  const k = utf8Encode(key);
+  const v = utf8Encode(value);
   return imp.proxy_add_header_map_value(map, changetype<usize>(k), k.byteLength, changetype<usize>(v), v.byteLength);
 }
 
@@ -120,7 +121,7 @@ export function propertyString(path: ArrayBuffer): string | null {
 export function encodePath(segments: string[]): ArrayBuffer {
   let path = segments[0];
   for (let i = 1; i < segments.length; i++) path += "\0" + segments[i];
-  return String.UTF8.encode(path);
+  return utf8Encode(path);
 }
 
 // ---- shared data ------------------------------------------------------------------------------------------------
@@ -139,7 +140,7 @@ export function setShared(key: ArrayBuffer, value: ArrayBuffer, cas: u32): u32 {
 
 // ---- metrics ----------------------------------------------------------------------------------------------------
 export function defineMetric(type: i32, name: string): u32 {
-  const b = String.UTF8.encode(name);
+  const b = utf8Encode(name);
   if (imp.proxy_define_metric(type, changetype<usize>(b), b.byteLength, SCRATCH + 4) != OK) return 0;
   return load<u32>(SCRATCH, 4);
 }
@@ -161,8 +162,8 @@ export function getMetric(id: u32): i64 {
 // ---- stream control ---------------------------------------------------------------------------------------------
 /** Local reply. `headers` alternate name, value. grpc_status -1 = none (envoy-host.md §7.1). */
 export function sendLocalReply(status: u32, details: string, body: string, headers: string[]): u32 {
-  const d = String.UTF8.encode(details);
-  const b = String.UTF8.encode(body);
+  const d = utf8Encode(details);
+  const b = utf8Encode(body);
   const pairs = encodePairs(headers);
   return imp.proxy_send_local_response(status, changetype<usize>(d), d.byteLength, changetype<usize>(b), b.byteLength,
     changetype<usize>(pairs), pairs.byteLength, 0xffffffff);
@@ -182,7 +183,7 @@ export function encodePairs(kv: string[]): ArrayBuffer {
   const enc = new Array<ArrayBuffer>(0);
   let size = 4 + n * 8;
   for (let i = 0; i < n * 2; i++) {
-    const e = String.UTF8.encode(kv[i]);
+    const e = utf8Encode(kv[i]);
     enc.push(e);
     size += e.byteLength + 1;
   }

@@ -2,6 +2,7 @@
 // wrappers and dispatcher. The reason is logged at critical first, so Envoy's log says why this VM died. In Envoy
 // proc_exit returns (envoy-host.md §1.4), so we end in `unreachable`: a trap that fails this VM instance (§3.3).
 // The filter is written so that no input reaches this.
+import { utf8Encode } from "../core/utf8";
 @external("wasi_unstable", "proc_exit")
 declare function proc_exit(code: u32): void;
 
@@ -14,7 +15,7 @@ export function abort_proc_exit(message: string | null, fileName: string | null,
   let text = "ws_governor: abort: ";
   if (message !== null) text += message;
   if (fileName !== null) text += " at " + fileName + ":" + lineNumber.toString() + ":" + columnNumber.toString();
-  const b = String.UTF8.encode(text);
+  const b = utf8Encode(text);
   proxy_log(5, changetype<usize>(b), b.byteLength);
   proc_exit(255);
   unreachable();

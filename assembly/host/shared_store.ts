@@ -1,6 +1,7 @@
 // SharedStore (core/store.ts) over proxy_get/set_shared_data. Keys are UTF-8 encoded per call.
 import { SharedStore } from "../core/store";
 import { getShared, setShared, freeBytes, outPtr, outLen, sharedCas, OK } from "./abi";
+import { utf8Encode } from "../core/utf8";
 
 export class HostStore extends SharedStore {
   // A CAS loop reads and writes the same key: keep its UTF-8 form from the get for the set.
@@ -10,7 +11,7 @@ export class HostStore extends SharedStore {
   private encoded(key: string): ArrayBuffer {
     if (key != this.lastKey) {
       this.lastKey = key;
-      this.lastBytes = String.UTF8.encode(key);
+      this.lastBytes = utf8Encode(key);
     }
     return this.lastBytes;
   }

@@ -189,6 +189,6 @@ test("B2 schema in sync with config.ts: integer ranges and defaults of every int
     assert.equal(SCHEMA.properties[field].default, m[1] === "true", field);
   }
   assert.equal(SCHEMA.properties.pod_name.maxLength, Number(/podName\.length > (\d+)/.exec(CONFIG_TS)![1]));
-  assert.equal(SCHEMA.properties.endpoint_allow.maxItems, Number(/allow\.items\.length > (\d+)/.exec(CONFIG_TS)![1]));
+  assert.equal(SCHEMA.properties.endpoint_allow.maxItems, Number(/allow\.count > (\d+)/.exec(CONFIG_TS)![1]));
   assert.equal(SCHEMA.$defs.endpointPath.maxLength, Number(/p\.length > (\d+)\)\) must\(key, "empty/.exec(CONFIG_TS)![1]));
 });
