@@ -155,10 +155,10 @@ say(`modules: filter ${ours.length} B, empty ${empty.length} B, sdk-dispatch ${s
 
 // ---------------------------------------------------------------------------------------------------------------
 // P4: memory flat over 1M lifecycles; heap bytes per live connection. The virtual clock runs at 1,000 upgrades/s per
-// worker, so the filter's ticks (and its __collect on every tick) happen as in Envoy at that rate.
+// worker, so the filter's ticks (heartbeat, lease sweep) happen as in Envoy at that rate.
 {
   const a = new Arm("filter", ours, filterConfig(), 1);
-  for (let i = 0; i < P.soakWarm; i++) a.lifecycle(0); // several __collect periods: the high-water mark is reached
+  for (let i = 0; i < P.soakWarm; i++) a.lifecycle(0); // several tick periods: the high-water mark is reached
   const before = a.h.memoryBytes(0);
   const deadline = performance.now() + P.soakMs;
   let n = 0;
@@ -172,17 +172,17 @@ say(`modules: filter ${ours.length} B, empty ${empty.length} B, sdk-dispatch ${s
   report.le("P4", `Wasm memory before/after ${fmtInt(n)} lifecycles (after ${fmtInt(P.soakWarm)} warm-up, ticks at 1k upgrades/s)`, after - before, 0,
     () => `${fmtInt(before)} → ${fmtInt(after)} B (${fmtInt(n / secs)} lifecycles/s)`, "flat", (d) => `+${fmtInt(d)} B`);
 
-  // the same without ticks: only the filter's own __collect every 1024 upgraded streams runs
+  // the same without ticks: every managed type is acyclic, so reference counting alone frees each stream's objects
   const nt = new Arm("filter", ours, filterConfig(), 1);
   nt.rate = 0;
   const nb = nt.h.memoryBytes(0);
   for (let i = 0; i < P.noTick; i++) nt.lifecycle(0);
   const na = nt.h.memoryBytes(0);
   report.info("P4", `filter memory over ${fmtInt(P.noTick)} lifecycles with no tick`,
-    `${fmtInt(nb)} → ${fmtInt(na)} B (the filter also collects every 1024 upgraded streams, so memory stays bounded ` +
+    `${fmtInt(nb)} → ${fmtInt(na)} B (no cycle collector: every managed type is acyclic, so memory stays bounded ` +
     `without ticks)`);
 
-  // heap per live connection: streams held open in chunks, a __collect (64 virtual seconds) after each chunk
+  // heap per live connection: streams held open in chunks, 64 virtual seconds of ticks after each chunk
   const hl = new Arm("filter", ours, filterConfig(), 1);
   hl.rate = 0;
   for (let i = 0; i < 2000; i++) hl.lifecycle(0);
@@ -203,7 +203,7 @@ say(`modules: filter ${ours.length} B, empty ${empty.length} B, sdk-dispatch ${s
   const perLive = live > 0 ? (m1 - m0) / live : NaN;
   report.le("P4", `heap bytes per live connection (memory growth at ${fmtK(live)} live)`, perLive, 256,
     () => `${perLive.toFixed(1)} B (${fmtInt(m0)} → ${fmtInt(m1)} B)`, "≤ 256 B", (d) => `${d.toFixed(1)} B`);
-  report.detail("P4 filter Wasm memory (worker 0) with N upgraded streams held open (__collect after every 5k)",
+  report.detail("P4 filter Wasm memory (worker 0) with N upgraded streams held open (64 s of ticks after every 5k)",
     ["live", "memory bytes"], memRows);
   hl.closeAll(0);
 
@@ -375,9 +375,10 @@ report.explain("P3", "After 4 header-sized copies, a chunk whose frames average 
   "call (assembly/filter/frames.ts DENSE_GAP): " + `${smallFrames.calls.toFixed(0)} proxy_get_buffer_bytes calls per ` +
   `16.6 KiB chunk of 100 B frames, ${(smallFrames.copied * 100).toFixed(0)} % of the bytes copied. What remains is the ` +
   "copy into the VM (one JavaScript host call per chunk here) and the parser's byte-wise header state machine.");
-report.explain("P5", "Built with -O3z --converge (asconfig.json release). Of the rest, about 7 KB is AssemblyScript's " +
-  "runtime (TLSF allocator, reference counting, Map, strings), about 8 KB of code plus 4 KB of messages is the strict " +
-  "configuration parser (JSON reader, per-field errors), and 15 KB of static data are UTF-16 strings with 16-byte headers.");
+report.explain("P5", "asc -O3z --converge, then scripts/release-wasm.mjs: a current Binaryen's -Oz, and the static data " +
+  "(about 300 UTF-16 string segments, 15 KB) packed into one LZ77 segment that a start function restores byte for byte " +
+  "(test/filter/release.test.ts compares the memories). Every managed type is acyclic, so AssemblyScript leaves its " +
+  "cycle collector out. The budget is enforced by make check-abi.");
 const table = report.table();
 console.log("\n" + table);
 say("total");
