@@ -2,12 +2,6 @@
 // dashboards, then the process-wide ws_governor_* counters with their tags as labels.
 import { S, statKind, COUNTER, GAUGE, promStatName, promFamily } from "./stats";
 
-export class PodLine {
-  pod: string = "";
-  active: u64 = 0;
-  rejected: u64 = 0;
-}
-
 /** Escapes a label value (backslash, quote, newline). */
 export function escapeLabel(v: string): string {
   let out = "";
@@ -24,16 +18,18 @@ export function escapeLabel(v: string): string {
   return out + v.substring(start);
 }
 
-export function renderMetrics(pods: Array<PodLine>, values: Array<u64>): string {
-  let out = "";
-  out += "# TYPE websocket_connections_active_total gauge\n";
-  for (let i = 0; i < pods.length; i++) {
-    out += "websocket_connections_active_total{pod=\"" + escapeLabel(pods[i].pod) + "\"} " + pods[i].active.toString() + "\n";
-  }
-  out += "# TYPE websocket_connections_rejected_total counter\n";
-  for (let i = 0; i < pods.length; i++) {
-    out += "websocket_connections_rejected_total{pod=\"" + escapeLabel(pods[i].pod) + "\"} " + pods[i].rejected.toString() + "\n";
-  }
+/** One sample of a per-pod family: `<name>{pod="<pod>"} <value>` and a newline. */
+export function podSample(name: string, pod: string, value: u64): string {
+  return name + "{pod=\"" + escapeLabel(pod) + "\"} " + value.toString() + "\n";
+}
+
+export const ACTIVE = "websocket_connections_active_total";
+export const REJECTED = "websocket_connections_rejected_total";
+
+/** The whole page: the Lua filter's families (per-pod samples built with podSample), then every counter and gauge. */
+export function renderMetrics(activeSamples: string, rejectedSamples: string, values: Array<u64>): string {
+  let out = "# TYPE " + ACTIVE + " gauge\n" + activeSamples;
+  out += "# TYPE " + REJECTED + " counter\n" + rejectedSamples;
   out += "# TYPE websocket_connection_rate_limited_total counter\n";
   out += "websocket_connection_rate_limited_total " + values[S.RejRate].toString() + "\n";
   let last = "";

@@ -14,7 +14,7 @@ export function utf8Encode(s: string): ArrayBuffer {
 }
 
 /** Writes the encoding of s at p, or only measures it when p is 0. Returns its length in bytes. */
-function encodeInto(s: string, p: usize): usize {
+export function encodeInto(s: string, p: usize): usize {
   let n: usize = 0;
   for (let i = 0; i < s.length; i++) {
     let c = <u32>s.charCodeAt(i);

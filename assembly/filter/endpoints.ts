@@ -2,7 +2,7 @@
 // and health. Both answer 403 to sources outside endpoint_allow.
 import { allowed } from "../core/cidr";
 import { Mode } from "../core/config";
-import { renderMetrics, PodLine } from "../core/prom";
+import { renderMetrics, podSample, ACTIVE, REJECTED } from "../core/prom";
 import { decodeLedger } from "../core/codec";
 import { ST_OK } from "../core/store";
 import { podKey, leaseKey } from "../core/ledger";
@@ -51,28 +51,23 @@ export function serveEndpoint(s: Stream): u32 {
 
 function metricsText(root: Root): string {
   const cfg = root.config;
-  const pods = new Array<PodLine>(0);
+  let active = "";
+  let rejected = "";
+  let seen = cfg.mode != Mode.Inbound;
   for (let i: u32 = 0; i < cfg.maxPods; i++) {
     if (root.store.get(podKey(cfg.keyPrefix, i32(i))) != ST_OK) { root.store.done(); continue; }
     const l = decodeLedger(root.store.valuePtr, root.store.valueLen);
     root.store.done();
     if (l === null || l.name.length == 0) continue;
-    const line = new PodLine();
-    line.pod = l.name;
-    line.active = l.total();
-    line.rejected = l.rejected;
-    pods.push(line);
+    active += podSample(ACTIVE, l.name, l.total());
+    rejected += podSample(REJECTED, l.name, l.rejected);
+    if (l.name == root.pod) seen = true;
   }
-  if (cfg.mode == Mode.Inbound) {
-    let seen = false;
-    for (let i = 0; i < pods.length; i++) if (pods[i].pod == root.pod) seen = true;
-    if (!seen) {
-      const line = new PodLine();
-      line.pod = root.pod; // this sidecar's pod before its first connection
-      pods.push(line);
-    }
+  if (!seen) { // inbound: this sidecar's pod before its first connection
+    active += podSample(ACTIVE, root.pod, 0);
+    rejected += podSample(REJECTED, root.pod, 0);
   }
   const values = new Array<u64>(S.COUNT);
   for (let i = 0; i < S.COUNT; i++) values[i] = root.metrics.value(i);
-  return renderMetrics(pods, values);
+  return renderMetrics(active, rejected, values);
 }

@@ -6,9 +6,10 @@ import { ST_OK, ST_NOT_FOUND } from "../core/store";
 import { Beat, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey, drainKey } from "../core/ledger";
 import { HostStore } from "../host/shared_store";
 import { Metrics } from "../host/metrics";
-import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, encodePath, OK, setEffectiveContext, closeStream, logLevel } from "../host/abi";
+import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, OK, setEffectiveContext, closeStream, logLevel } from "../host/abi";
 import { Stream, streams } from "./stream";
 import { removeAt } from "../core/codec";
+import { utf8Encode } from "../core/utf8";
 import { metadataPath } from "./keys";
 
 export const LOG_DEBUG: i32 = 1;
@@ -94,11 +95,12 @@ export class Root {
   /** Pod identity, never from a client header: config, then Istio node metadata (xds.* on 1.33+, node.* before). */
   private resolvePod(): string {
     if (this.config.podName.length > 0) return this.config.podName;
-    let p = propertyString(encodePath(["xds", "node", "metadata", "NAME"]));
+    // property paths: segments joined by NUL (envoy-host.md §6.1)
+    let p = propertyString(utf8Encode("xds\0node\0metadata\0NAME"));
     if (p !== null && p.length > 0) return p;
-    p = propertyString(encodePath(["node", "metadata", "NAME"]));
+    p = propertyString(utf8Encode("node\0metadata\0NAME"));
     if (p !== null && p.length > 0) return p;
-    p = propertyString(encodePath(["xds", "node", "id"]));
+    p = propertyString(utf8Encode("xds\0node\0id"));
     if (p !== null && p.length > 0) return p;
     return "local";
   }

@@ -3,7 +3,7 @@
 // malloc) are read in place and released with free() exactly once.
 import * as imp from "@solo-io/proxy-runtime/imports";
 import { free } from "@solo-io/proxy-runtime/malloc";
-import { utf8Encode, utf8Decode } from "../core/utf8";
+import { utf8Encode, utf8Decode, encodeInto } from "../core/utf8";
 
 // Missing from the SDK (toolchain.md §6 item 11); exact Envoy signature (envoy-host.md §1.3).
 // @ts-ignore: decorator
@@ -118,11 +118,6 @@ export function propertyString(path: ArrayBuffer): string | null {
   return outString();
 }
 
-export function encodePath(segments: string[]): ArrayBuffer {
-  let path = segments[0];
-  for (let i = 1; i < segments.length; i++) path += "\0" + segments[i];
-  return utf8Encode(path);
-}
 
 // ---- shared data ------------------------------------------------------------------------------------------------
 export let sharedCas: u32 = 0;
@@ -180,26 +175,17 @@ export function closeStream(type: i32): u32 {
 /** Pairs wire format (envoy-host.md §1.5): u32 n, n × (u32 klen, u32 vlen), then key\0value\0 … */
 export function encodePairs(kv: string[]): ArrayBuffer {
   const n = kv.length >> 1;
-  const enc = new Array<ArrayBuffer>(0);
-  let size = 4 + n * 8;
-  for (let i = 0; i < n * 2; i++) {
-    const e = utf8Encode(kv[i]);
-    enc.push(e);
-    size += e.byteLength + 1;
-  }
-  const buf = new ArrayBuffer(size);
+  let size: usize = 4 + n * 8;
+  for (let i = 0; i < n * 2; i++) size += encodeInto(kv[i], 0) + 1;
+  const buf = new ArrayBuffer(i32(size));
   const p = changetype<usize>(buf);
   store<u32>(p, n);
   let o = p + 4 + n * 8;
-  for (let i = 0; i < n; i++) {
-    const k = enc[2 * i];
-    const v = enc[2 * i + 1];
-    store<u32>(p + 4 + i * 8, k.byteLength);
-    store<u32>(p + 8 + i * 8, v.byteLength);
-    memory.copy(o, changetype<usize>(k), k.byteLength); o += k.byteLength;
-    store<u8>(o, 0); o++;
-    memory.copy(o, changetype<usize>(v), v.byteLength); o += v.byteLength;
-    store<u8>(o, 0); o++;
+  for (let i = 0; i < n * 2; i++) {
+    const len = encodeInto(kv[i], o);
+    store<u32>(p + 4 + i * 4, u32(len)); // klen, vlen of pair i/2
+    o += len;
+    store<u8>(o++, 0);
   }
   return buf;
 }
