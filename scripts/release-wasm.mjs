@@ -25,7 +25,7 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import binaryen from "binaryen132";
 
-const MIN_MATCH = 4;
+const MIN_MATCH = 3;
 const WINDOW_CANDIDATES = 2048;
 const FEATURES = binaryen.Features.MVP | binaryen.Features.SignExt | binaryen.Features.MutableGlobals;
 
@@ -220,7 +220,6 @@ function pack(m, bin) {
   const set = (l, v) => m.local.set(l, v);
   const c = (v) => m.i32.const(v);
   const inc = (l, by) => set(l, m.i32.add(get(l), typeof by === "number" ? c(by) : by));
-  let labels = 0;
   // ws_unpack_leb(): the LEB128 at the global ws_unpack_src, which advances past it
   m.addGlobal("ws_unpack_src", i32, true, c(blobAt));
   const src = () => m.global.get("ws_unpack_src", i32);
@@ -234,19 +233,20 @@ function pack(m, bin) {
     ])),
     get(0),
   ], i32));
-  // while (N != 0) { body; D++; N-- }
-  const countLoop = (body) => {
-    const out = `out${labels}`, loop = `loop${labels++}`;
-    return m.block(out, [
-      m.loop(loop, m.block(null, [
-        m.br(out, m.i32.eqz(get(N))),
-        body,
-        inc(D, 1),
-        set(N, m.i32.sub(get(N), c(1))),
-        m.br(loop),
-      ])),
-    ]);
-  };
+  // ws_unpack_copy(dst, from, n): n bytes, one at a time and forwards (a match may overlap its own output)
+  m.addFunction("ws_unpack_copy", binaryen.createType([i32, i32, i32]), binaryen.none, [], m.loop("copy", m.if(get(2),
+    m.block(null, [
+      m.i32.store8(0, 1, get(0), m.i32.load8_u(0, 1, get(1))),
+      set(0, m.i32.add(get(0), c(1))),
+      set(1, m.i32.add(get(1), c(1))),
+      set(2, m.i32.sub(get(2), c(1))),
+      m.br("copy"),
+    ]))));
+  // copy N bytes from `from` to D, D += N
+  const copyN = (from) => m.block(null, [
+    m.call("ws_unpack_copy", [get(D), from, get(N)], binaryen.none),
+    set(D, m.i32.add(get(D), get(N))),
+  ]);
   const half = (image.length + 1) >> 1;
   const body = [
     set(D, c(scratch)),
@@ -256,38 +256,29 @@ function pack(m, bin) {
         m.global.set("ws_unpack_src", m.i32.add(src(), c(1))),
         set(N, m.i32.shr_u(get(T), c(4))),
         m.if(m.i32.eq(get(N), c(15)), set(N, m.i32.add(get(N), m.call("ws_unpack_leb", [], i32)))),
-        countLoop(m.block(null, [
-          m.i32.store8(0, 1, get(D), m.i32.load8_u(0, 1, src())),
-          m.global.set("ws_unpack_src", m.i32.add(src(), c(1))),
-        ])),
+        copyN(src()),
+        m.global.set("ws_unpack_src", m.i32.add(src(), get(N))),
         set(N, m.i32.and(get(T), c(15))),
         m.br("done", m.i32.eqz(get(N))),
         m.if(m.i32.eq(get(N), c(15)), set(N, m.i32.add(get(N), m.call("ws_unpack_leb", [], i32)))),
         set(N, m.i32.add(get(N), c(MIN_MATCH - 1))),
         set(DIST, m.call("ws_unpack_leb", [], i32)),
-        countLoop(m.i32.store8(0, 1, get(D), m.i32.load8_u(0, 1, m.i32.sub(get(D), get(DIST))))),
+        copyN(m.i32.sub(get(D), get(DIST))),
         m.br("seq"),
       ])),
     ]),
-    // image[k] = stream[(k >> 1) + (k & 1) * half]
+    // lo + k <- stream[(k >> 1) + (k & 1) * half] for k < image.length, then 0 up to scratchEnd: the gap below the
+    // compressed copy was zero already, the compressed copy and the scratch stream become zero as in an unpacked
+    // instance (every scratch read happens before the first scratch write)
     set(K, c(0)),
-    m.block("ilv_out", [
-      m.loop("ilv", m.block(null, [
-        m.br("ilv_out", m.i32.ge_u(get(K), c(image.length))),
-        m.i32.store8(0, 1, m.i32.add(get(K), c(lo)), m.i32.load8_u(0, 1, m.i32.add(
-          m.i32.add(m.i32.shr_u(get(K), c(1)), m.i32.mul(m.i32.and(get(K), c(1)), c(half))), c(scratch)))),
+    m.block("fill_out", [
+      m.loop("fill", m.block(null, [
+        m.br("fill_out", m.i32.ge_u(get(K), c(scratchEnd - lo))),
+        m.i32.store8(lo, 1, get(K), m.if(m.i32.lt_u(get(K), c(image.length)),
+          m.i32.load8_u(scratch, 1, m.i32.add(m.i32.shr_u(get(K), c(1)), m.i32.mul(m.i32.and(get(K), c(1)), c(half)))),
+          c(0))),
         inc(K, 1),
-        m.br("ilv"),
-      ])),
-    ]),
-    // zero [blobAt, scratchEnd): memory above the static data is zero in an unpacked instance
-    set(K, c(blobAt)),
-    m.block("zero_out", [
-      m.loop("zero", m.block(null, [
-        m.br("zero_out", m.i32.ge_u(get(K), c(scratchEnd))),
-        m.i32.store8(0, 1, get(K), c(0)),
-        inc(K, 1),
-        m.br("zero"),
+        m.br("fill"),
       ])),
     ]),
   ];
@@ -331,6 +322,7 @@ export function optimize(bin) {
     binaryen.setShrinkLevel(2);
     binaryen.setDebugInfo(false);
     m.optimize();
+    m.runPasses(["gufa-optimizing"]); // whole-program type flow: constants and unreachable code -Oz alone misses
     const next = m.emitBinary();
     m.dispose();
     if (next.length >= best.length) break;

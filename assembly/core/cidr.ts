@@ -115,13 +115,17 @@ export function parseCidr(s: string): Cidr | null {
 
 /** Extracts the IP from Envoy's address form "ip:port" or "[v6]:port" (envoy-host.md §6.2); a bare IP is kept. */
 export function hostOf(address: string): string {
-  if (address.length > 0 && address.charCodeAt(0) == 0x5b) {
+  if (address.charCodeAt(0) == 0x5b) { // -1 when empty
     const end = address.indexOf("]");
     if (end > 0) return address.substring(1, end);
     return address;
   }
-  const colon = address.lastIndexOf(":");
-  if (colon > 0 && address.indexOf(":") == colon) return address.substring(0, colon);
+  let colons = 0;
+  let colon = 0;
+  for (let i = 0; i < address.length; i++) {
+    if (address.charCodeAt(i) == 0x3a) { colons++; colon = i; }
+  }
+  if (colons == 1 && colon > 0) return address.substring(0, colon); // one ':' is a port; more is a bare IPv6
   return address;
 }
 

@@ -37,7 +37,8 @@ const VALUES: string[] = [
   "ping", "pong", "close", "1001", "1002", "1008", "1009", "1000", "1011", "other",
 ];
 
-// family | tag << 8 | value << 16, in the order of enum S
+// family | tag << 8 | value << 16, in the order of enum S. PARTS[s] is bounds-checked; the indices it holds are
+// constants of this file, so the part tables are read unchecked.
 const PARTS: u32[] = [
   0, 1,
   2 | 1 << 8 | 1 << 16, 2 | 1 << 8 | 2 << 16, 2 | 1 << 8 | 3 << 16, 2 | 1 << 8 | 4 << 16, 2 | 1 << 8 | 5 << 16,
@@ -56,24 +57,24 @@ const PARTS: u32[] = [
 /** Envoy stat name (without "wasmcustom."), e.g. "ws_governor.rejected_total.reason.pod_full". */
 export function statName(s: i32): string {
   const p = PARTS[s];
-  let n = "ws_governor." + FAMILIES[p & 0xff];
+  let n = "ws_governor." + unchecked(FAMILIES[p & 0xff]);
   const tag = (p >> 8) & 0xff;
-  if (tag != 0) n += "." + TAGS[tag] + "." + VALUES[p >> 16];
+  if (tag != 0) n += "." + unchecked(TAGS[tag]) + "." + unchecked(VALUES[p >> 16]);
   return n;
 }
 
 /** Prometheus form, e.g. "ws_governor_rejected_total{reason=\"pod_full\"}". */
 export function promStatName(s: i32): string {
   const p = PARTS[s];
-  let n = "ws_governor_" + FAMILIES[p & 0xff];
+  let n = "ws_governor_" + unchecked(FAMILIES[p & 0xff]);
   const tag = (p >> 8) & 0xff;
-  if (tag != 0) n += "{" + TAGS[tag] + "=\"" + VALUES[p >> 16] + "\"}";
+  if (tag != 0) n += "{" + unchecked(TAGS[tag]) + "=\"" + unchecked(VALUES[p >> 16]) + "\"}";
   return n;
 }
 
 /** Prometheus family (metric name without labels). */
 export function promFamily(s: i32): string {
-  return "ws_governor_" + FAMILIES[PARTS[s] & 0xff];
+  return "ws_governor_" + unchecked(FAMILIES[PARTS[s] & 0xff]);
 }
 
 export function statKind(s: i32): i32 {
@@ -85,7 +86,10 @@ export function statKind(s: i32): i32 {
 /** Rejection reasons, in the order of the Rej* and Shadow* rows above. */
 export const enum Reason { Rate = 0, PodFull = 1, ClientFull = 2, Draining = 3, Contention = 4 }
 
-export const REASON_NAMES: string[] = ["rate_limited", "pod_full", "client_full", "draining", "contention"];
+/** The reason's tag value, as in the stat names: "rate_limited", "pod_full", "client_full", "draining", "contention". */
+export function reasonName(r: Reason): string {
+  return unchecked(VALUES[1 + r]);
+}
 export const REASON_DETAILS: string[] = [
   "ws_governor_rate_limited", "ws_governor_pod_full", "ws_governor_client_limit", "ws_governor_draining",
   "ws_governor_contention",

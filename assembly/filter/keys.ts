@@ -30,6 +30,6 @@ export function keyValue(spec: KeySpec, spec_path: ArrayBuffer | null): string {
 export function metadataPath(spec: KeySpec): ArrayBuffer | null {
   if (spec.source != KeySource.Metadata) return null;
   let path = "metadata\0filter_metadata\0" + spec.namespace;
-  for (let i = 0; i < spec.path.length; i++) path += "\0" + spec.path[i];
+  for (let i = 0; i < spec.path.length; i++) path += "\0" + unchecked(spec.path[i]);
   return utf8Encode(path);
 }

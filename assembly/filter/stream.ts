@@ -6,7 +6,7 @@ import { gcra, intervalUs, ceilSeconds, RateDecision } from "../core/rate";
 import { decodeRate, encodeRate } from "../core/codec";
 import { ST_OK, ST_CAS_MISMATCH } from "../core/store";
 import { Outcome, Result, acquireCounter, acquirePod, release, podKey, clientKey, rateKey, bucketOf } from "../core/ledger";
-import { S, Reason, REASON_NAMES, REASON_DETAILS, REASON_STATUS } from "../core/stats";
+import { S, Reason, reasonName, REASON_DETAILS, REASON_STATUS } from "../core/stats";
 import { getHeader, outString, headerString, sendLocalReply, nowMs, propertyString, OK,
          MAP_REQUEST_HEADERS, MAP_RESPONSE_HEADERS } from "../host/abi";
 import { Root, LOG_INFO, LOG_DEBUG } from "./root";
@@ -125,7 +125,7 @@ export class Stream {
       return false;
     }
     root.metrics.inc(S.RejRate + reason);
-    log(LOG_INFO, "ws_governor: rejected reason=" + REASON_NAMES[reason] + " key=" + key + " pod=" + pod);
+    log(LOG_INFO, "ws_governor: rejected reason=" + reasonName(reason) + " key=" + key + " pod=" + pod);
     this.replied = true;
     this.releaseAll();
     let headers = new Array<string>(0);
@@ -136,7 +136,7 @@ export class Stream {
         headers = ["retry-after", secs, "ratelimit-limit", rl.requests.toString(), "ratelimit-remaining", "0", "ratelimit-reset", secs];
       }
     }
-    sendLocalReply(REASON_STATUS[reason], REASON_DETAILS[reason], "", headers);
+    sendLocalReply(REASON_STATUS[reason], unchecked(REASON_DETAILS[reason]), "", headers);
     return true;
   }
 

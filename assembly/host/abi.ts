@@ -176,13 +176,13 @@ export function closeStream(type: i32): u32 {
 export function encodePairs(kv: string[]): ArrayBuffer {
   const n = kv.length >> 1;
   let size: usize = 4 + n * 8;
-  for (let i = 0; i < n * 2; i++) size += encodeInto(kv[i], 0) + 1;
+  for (let i = 0; i < n * 2; i++) size += encodeInto(unchecked(kv[i]), 0) + 1;
   const buf = new ArrayBuffer(i32(size));
   const p = changetype<usize>(buf);
   store<u32>(p, n);
   let o = p + 4 + n * 8;
   for (let i = 0; i < n * 2; i++) {
-    const len = encodeInto(kv[i], o);
+    const len = encodeInto(unchecked(kv[i]), o);
     store<u32>(p + 4 + i * 4, u32(len)); // klen, vlen of pair i/2
     o += len;
     store<u8>(o++, 0);

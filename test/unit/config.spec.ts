@@ -1,5 +1,13 @@
 // parseConfig: defaults and every error message (assembly/core/config.ts). AS has no closures: helpers are module-level.
 import { parseConfig, Config, Mode, KeySource, FailureMode, INBOUND_POD_SLOTS } from "../../assembly/core/config";
+import { parseCidr, Cidr } from "../../assembly/core/cidr";
+
+/** Same prefix length and the same 16 address bytes. */
+function sameCidr(a: Cidr, b: Cidr): bool {
+  if (a.bits != b.bits) return false;
+  for (let i = 0; i < 16; i++) if (a.addr[i] != b.addr[i]) return false;
+  return true;
+}
 
 function err(text: string): string {
   const r = parseConfig(text);
@@ -13,6 +21,12 @@ function ok(text: string): Config {
 }
 
 describe("parseConfig defaults", () => {
+  it("endpoint_allow defaults to exactly 127.0.0.0/8 and ::1/128", () => {
+    const allow = ok("").endpointAllow;
+    expect(allow.length).toBe(2);
+    expect(sameCidr(allow[0], parseCidr("127.0.0.0/8") as Cidr)).toBe(true);
+    expect(sameCidr(allow[1], parseCidr("::1/128") as Cidr)).toBe(true);
+  });
   it("empty or blank text and {} give every default", () => {
     const texts = ["", "  \n\t", "{}"];
     for (let i = 0; i < texts.length; i++) {
