@@ -366,7 +366,7 @@ say(`modules: filter ${ours.length} B, empty ${empty.length} B, sdk-dispatch ${s
 // ---------------------------------------------------------------------------------------------------------------
 report.explain("P1", `Every lifecycle of the filter makes ${num(lifecycleCalls)} host calls (P2)`+" where the empty module makes none, and each " +
   "call into the JavaScript host costs far more than the guest work around it; the guest's own time goes mostly to the " +
-  "allocator and reference counting (per-call String.UTF8.encode of shared-data keys, pod-key string building, Ledger " +
+  "allocator and reference counting (per-call UTF-8 encoding of shared-data keys, pod-key string building, Ledger " +
   "objects decoded and re-encoded, header values turned into strings). Suggestions for assembly/: keep the metric " +
   "deltas in the guest and flush them on tick (removes every increment/record_metric call from the lifecycle), cache each pod key's " +
   "encoded ArrayBuffer in Root, update the VM's share in the ledger bytes in place instead of decode/encode, compare " +

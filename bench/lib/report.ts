@@ -67,7 +67,7 @@ the exact host-call counts and the memory figures; treat the absolute rates as p
 * Load average (1/5/15 min) when the run started: ${o.machine.load} — a shared machine: other jobs ran alongside, so
   absolute times move between runs; the arms alternate within each round so they share the same disturbance
 * Node ${o.machine.node}; host: the proxy-wasm emulator in \`test/emulator/host/\` (Envoy 1.36 rules, virtual time)
-* Filter: \`build/ws-governor.wasm\` (release target: \`-O3 --runtime half --use abort=abort_proc_exit\`, AssemblyScript 0.17.14)
+* Filter: \`build/ws-governor.wasm\` (asc release target \`-O3z --converge --runtime half --use abort=abort_proc_exit\`, AssemblyScript 0.17.14, then \`scripts/release-wasm.mjs\`: Binaryen 132 -Oz and packed static data)
 
 ## Results
 
