@@ -93,7 +93,8 @@ ${this.misses().length ? `## Misses: why, and what to change\n\n${this.misses().
 * **P3** sends binary frames after the 101: masked client→server chunks through \`decodeData\` and unmasked server→client
   chunks through \`encodeData\` (64 KiB: one frame per chunk; 4 KiB: 16 per chunk; 100 B: 160 per chunk). Bytes copied
   into the VM are counted by a bench-only wrapper around the emulator's \`Vm.copyOut\` while the current host call is
-  \`proxy_get_buffer_bytes\` (bench/lib/frames.ts).
+  \`proxy_get_buffer_bytes\` (bench/lib/frames.ts). Rates are the fastest of up to 60 alternating batches per arm
+  (as P1): single timed runs on a shared machine varied by 2× for the same module.
 * **P4** Wasm memory (\`memoryBytes(0)\`) after 10k warm-up lifecycles and after the soak; heap per live connection is the
   memory growth of the P1 filter arm from 0 to the largest live level divided by that live count (64 KiB page granularity).
 * **P5** file size of the release module (and its gzip -9 size for reference).
