@@ -27,6 +27,7 @@ import binaryen from "binaryen132";
 
 const MIN_MATCH = 3;
 const WINDOW_CANDIDATES = 2048;
+const NICE_LENGTH = 128; // a match this long ends the candidate search; longer lengths are priced only in full
 const FEATURES = binaryen.Features.MVP | binaryen.Features.SignExt | binaryen.Features.MutableGlobals;
 
 function usage(msg) {
@@ -124,6 +125,7 @@ export function compress(src) {
         let l = 0;
         while (i + l < n && src[p + l] === src[i + l]) l++;
         if (l > best) { found.push([l, i - p, best]); best = l; }
+        if (best >= NICE_LENGTH) break;
       }
       list.push(i);
     }
@@ -136,7 +138,8 @@ export function compress(src) {
   for (let i = n - 1; i >= 0; i--) {
     cost[i] = cost[i + 1] + 1;
     for (const [len, dist, shorter] of matches[i]) {
-      for (let l = Math.max(MIN_MATCH, shorter + 1); l <= len; l++) {
+      const last = Math.min(len, NICE_LENGTH);
+      for (let l = Math.max(MIN_MATCH, shorter + 1); l <= len; l = l < last || l === len ? l + 1 : len) {
         const code = l - MIN_MATCH + 1;
         const c = 1 + (code >= 15 ? lebSize(code - 15) : 0) + lebSize(dist) + cost[i + l];
         if (c < cost[i]) { cost[i] = c; pick[i] = [l, dist]; }
