@@ -112,7 +112,9 @@ export function decodeRate(p: usize, len: i32): i64 {
   return t > u64(i64.MAX_VALUE) ? -1 : i64(t);
 }
 
-/** Heartbeats: which VM last beat when (ms since the epoch). */
+/** Heartbeats: each VM's beat value, which changes on every beat (ms since the epoch, or one more than the last
+ *  value when the wall clock stepped back). Liveness is judged by whether a value changes, not by its age
+ *  (ledger.ts Watch), so a wall-clock step (envoy-host.md §13.4) cannot make a live VM look silent. */
 export class Leases {
   vms: Array<u32> = new Array<u32>(0);
   beats: Array<u64> = new Array<u64>(0);
@@ -120,27 +122,12 @@ export class Leases {
   beat(vm: u32, nowMs: u64): bool {
     const i = this.vms.indexOf(vm);
     if (i < 0) { this.vms.push(vm); this.beats.push(nowMs); return false; }
-    this.beats[i] = nowMs;
+    const prev = unchecked(this.beats[i]);
+    unchecked(this.beats[i] = nowMs > prev ? nowMs : prev + 1);
     return true;
   }
 
   has(vm: u32): bool { return this.vms.indexOf(vm) >= 0; }
-
-  /** Removes every VM whose last beat is `expiryMs` or more ago (silent for lease_ticks whole tick periods); returns
-   *  their ids. `>=`, not `>`: with ticks in phase, `>` let a dead VM keep its shares for one extra tick. */
-  expire(nowMs: u64, expiryMs: u64): Array<u32> {
-    const dead = new Array<u32>(0);
-    let i = 0;
-    while (i < this.vms.length) {
-      const b = this.beats[i];
-      if (nowMs > b && nowMs - b >= expiryMs) {
-        dead.push(this.vms[i]);
-        removeAt(this.vms, i);
-        removeAt(this.beats, i);
-      } else i++;
-    }
-    return dead;
-  }
 }
 
 export function encodeLeases(l: Leases): ArrayBuffer {
@@ -164,15 +151,21 @@ export function decodeLeases(p: usize, len: i32): Leases | null {
   if (!header(p, len, KIND_LEASES) || len < 5) return null;
   const n = i32(load<u16>(p + 3));
   if (n > MAX_ENTRIES || len != 5 + n * 12) return null;
+  // Sized once, with room for the beater's own entry: no reallocation while the table is read or beaten.
+  l.vms = new Array<u32>(n + 1);
+  l.beats = new Array<u64>(n + 1);
   let o = p + 5;
   for (let i = 0; i < n; i++) {
     const vm = load<u32>(o);
     const b = load<u64>(o, 4);
     o += 12;
-    if (vm == 0 || l.vms.indexOf(vm) >= 0) return null;
-    l.vms.push(vm);
-    l.beats.push(b);
+    if (vm == 0) return null;
+    for (let k = 0; k < i; k++) if (unchecked(l.vms[k]) == vm) return null;
+    unchecked(l.vms[i] = vm);
+    unchecked(l.beats[i] = b);
   }
+  l.vms.length = n;
+  l.beats.length = n;
   return l;
 }
 

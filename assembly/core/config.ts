@@ -8,7 +8,7 @@ import { Cidr, parseCidr } from "./cidr";
 import { isSpace } from "~lib/util/string";
 
 export const enum Mode { Inbound = 0, Upstream = 1 }
-export const enum KeySource { Global = 0, Address = 1, Header = 2, Metadata = 3 }
+export const enum KeySource { Global = 0, Address = 1, Header = 2, Metadata = 3, Peer = 4 }
 export const enum FailureMode { Closed = 0, Open = 1 }
 
 export class KeySpec {
@@ -63,7 +63,7 @@ function defaultClientKey(): KeySpec {
 }
 
 /** 127.0.0.0/8 and ::1/128 (addresses are IPv4-mapped IPv6, see cidr.ts). */
-function defaultAllow(): Array<Cidr> {
+export function defaultAllow(): Array<Cidr> {
   const v4 = new Cidr();
   v4.addr[10] = 0xff;
   v4.addr[11] = 0xff;
@@ -202,7 +202,7 @@ function keySpec(obj: JValue, key: string, allowGlobal: bool, dflt: KeySpec): Ke
 }
 
 function readKey(v: JValue, allowGlobal: bool, dflt: KeySpec): KeySpec {
-  let sources: string[] = ["global", "address", "header", "metadata"];
+  let sources: string[] = ["global", "address", "header", "metadata", "peer_identity"];
   const src = choice(v, "source", sources, -1);
   if (src < 0) {
     if (v.get("source") === null) fail("source", "is required");

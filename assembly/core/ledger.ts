@@ -146,11 +146,23 @@ export class Beat {
   live: Leases = new Leases();
 }
 
-/** Records vm's heartbeat and expires every VM silent for more than `expiryMs`. Exactly one VM sees a given dead
- *  VM in `dead` (the one whose CAS removed it), so exactly one sweeps its shares. */
-export function heartbeat(store: SharedStore, key: string, vm: u32, nowMs: u64, expiryMs: u64, attempts: u32, out: Beat): void {
+/** What one VM saw of the other VMs' lease values at its own beats: a VM whose value stayed the same across
+ *  `leaseTicks` beats of the watcher is silent. Only the watcher's own ticks (monotonic timers) measure the silence;
+ *  no timestamps are compared, so wall-clock steps (envoy-host.md §13.4) expire no live VM. */
+export class Watch {
+  beats: u32 = 0;                            // the watcher's beats so far
+  vms: Array<u32> = new Array<u32>(0);
+  vals: Array<u64> = new Array<u64>(0);      // the value last seen
+  since: Array<u32> = new Array<u32>(0);     // the watcher's beat at which it was first seen
+}
+
+/** Records vm's heartbeat and expires every VM whose value `watch` saw unchanged for `leaseTicks` beats. Exactly one
+ *  VM sees a given dead VM in `dead` (the one whose CAS removed it), so exactly one sweeps its shares. */
+export function heartbeat(store: SharedStore, key: string, vm: u32, nowMs: u64, leaseTicks: u32, watch: Watch,
+                          attempts: u32, out: Beat): void {
   out.ok = false;
   out.dead = new Array<u32>(0);
+  const beat = ++watch.beats; // retries below see the same beat number, so they judge alike
   for (let a: u32 = 0; a < attempts; a++) {
     const st = store.get(key);
     if (st != ST_OK && st != ST_NOT_FOUND) return;
@@ -162,7 +174,32 @@ export function heartbeat(store: SharedStore, key: string, vm: u32, nowMs: u64, 
       store.done();
     }
     if (l === null) l = new Leases(); // missing or corrupt: start a fresh table (live VMs re-register next beat)
-    const dead = l.expire(nowMs, expiryMs);
+    const dead = new Array<u32>(0);
+    let i = 0;
+    while (i < l.vms.length) {
+      const x = l.vms[i];
+      const v = l.beats[i];
+      let k = watch.vms.indexOf(x);
+      if (k < 0) {
+        k = watch.vms.length;
+        watch.vms.push(x);
+        watch.vals.push(v);
+        watch.since.push(beat);
+      } else if (watch.vals[k] != v) {
+        watch.vals[k] = v;
+        watch.since[k] = beat;
+      }
+      if (x != vm && beat - watch.since[k] >= leaseTicks) {
+        dead.push(x);
+        removeAt(l.vms, i);
+        removeAt(l.beats, i);
+        removeAt(watch.vms, k);
+        removeAt(watch.vals, k);
+        removeAt(watch.since, k);
+        continue;
+      }
+      i++;
+    }
     out.wasPresent = l.beat(vm, nowMs);
     const w = store.set(key, encodeLeases(l), cas);
     if (w == ST_OK) { out.ok = true; out.dead = dead; out.live = l; return; }

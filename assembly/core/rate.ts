@@ -16,12 +16,16 @@ export function intervalUs(windowMs: u64, requests: u32): u64 {
   return t > 0 ? t : 1;
 }
 
-/** `tat` is the stored state (0 = never used). A stored value beyond any reachable TAT (corrupt or from a clock that
- *  jumped back) is treated as unused rather than locking the key out forever. */
+/** `tat` is the stored state (0 = never used). `now` is wall-clock time, which can step (envoy-host.md §13.4).
+ *  A TAT is never more than `limit` ahead of the clock that wrote it, so one further ahead (beyond one interval of
+ *  slack for VMs reading the clock a moment apart) means the clock stepped back: the bucket is then taken as full but
+ *  for one request, so the key neither stalls until the clock catches up nor gets a fresh burst. A step forward
+ *  refills at most one burst, like any long pause. */
 export function gcra(tat: u64, nowUs: u64, t: u64, burst: u32, out: RateDecision): void {
   const limit = t * u64(burst);
   let base = tat;
-  if (base < nowUs || base > nowUs + limit + t) base = nowUs;
+  if (base < nowUs) base = nowUs;
+  else if (base > nowUs + limit + t) base = nowUs + limit - t;
   const newTat = base + t;
   const ahead = newTat - nowUs;
   if (ahead > limit) {

@@ -1,19 +1,23 @@
 // The filter's own endpoints: Prometheus metrics (per-pod gauges read from shared data, the Lua filter's names kept)
-// and health. Both answer 403 to sources outside endpoint_allow.
+// and health. Both answer 403 to sources outside endpoint_allow, and to a loopback source.address on a connection that
+// did not arrive at a loopback address: with use_remote_address false (Envoy's default, Istio's sidecar inbound)
+// Envoy takes source.address from x-forwarded-for, so a remote client can name 127.0.0.1 there, but it cannot make
+// its connection's destination.address (the socket's local address) a loopback one (envoy-host.md §13.2).
 import { allowed } from "../core/cidr";
-import { Mode } from "../core/config";
+import { Mode, defaultAllow } from "../core/config";
 import { renderMetrics, podSample, ACTIVE, REJECTED } from "../core/prom";
 import { decodeLedger } from "../core/codec";
 import { ST_OK } from "../core/store";
 import { podKey, leaseKey } from "../core/ledger";
 import { S } from "../core/stats";
 import { headerString, sendLocalReply, MAP_REQUEST_HEADERS } from "../host/abi";
-import { sourceAddress } from "./keys";
+import { sourceAddress, destinationAddress } from "./keys";
 import { Root } from "./root";
 import { Stream, CONTINUE, STOP } from "./stream";
 import { utf8Encode } from "../core/utf8";
 
 const H_PATH = utf8Encode(":path");
+const LOOPBACK = defaultAllow(); // 127.0.0.0/8 and ::1
 
 function pathOnly(p: string): string {
   // if/else, not `?:`: AssemblyScript 0.17 double-releases a borrowed value chosen by a conditional expression
@@ -34,15 +38,17 @@ export function serveEndpoint(s: Stream): u32 {
   const isHealth = cfg.healthPath.length > 0 && path == cfg.healthPath;
   if (!isMetrics && !isHealth) return CONTINUE;
   s.replied = true;
-  if (!allowed(cfg.endpointAllow, sourceAddress())) {
+  const src = sourceAddress();
+  if (!allowed(cfg.endpointAllow, src) || (allowed(LOOPBACK, src) && !allowed(LOOPBACK, destinationAddress()))) {
     sendLocalReply(403, "ws_governor_forbidden", "forbidden\n", []);
     return STOP;
   }
-  if (isHealth) {
+  if (isHealth) { // readiness: 503 while draining, so a load balancer stops sending new upgrades here
     const st = root.store.get(leaseKey(cfg.keyPrefix));
     root.store.done();
-    if (st == ST_OK) sendLocalReply(200, "ws_governor_health", "ok\n", ["content-type", "text/plain"]);
-    else sendLocalReply(503, "ws_governor_health", "shared data unreadable\n", ["content-type", "text/plain"]);
+    if (st != ST_OK) sendLocalReply(503, "ws_governor_health", "shared data unreadable\n", ["content-type", "text/plain"]);
+    else if (root.isDraining()) sendLocalReply(503, "ws_governor_health", "draining\n", ["content-type", "text/plain"]);
+    else sendLocalReply(200, "ws_governor_health", "ok\n", ["content-type", "text/plain"]);
     return STOP;
   }
   sendLocalReply(200, "ws_governor_metrics", metricsText(root), ["content-type", "text/plain; version=0.0.4"]);

@@ -1,15 +1,25 @@
-// Reads the value a rate-limit or client key is built from (config `key` objects). Identity comes from Envoy
-// (source.address honours Envoy's trusted-XFF settings; dynamic metadata is set by filters such as jwt_authn),
-// never from parsing x-forwarded-for here.
+// Reads the value a rate-limit or client key is built from (config `key` objects). Identity comes from Envoy, never
+// from parsing x-forwarded-for here: source.address follows Envoy's trusted-XFF settings (so a client chooses it when
+// use_remote_address is false, envoy-host.md §13.2); the TLS peer identity and dynamic metadata set by filters such
+// as jwt_authn cannot be forged by the client.
 import { KeySpec, KeySource } from "../core/config";
 import { hostOf } from "../core/cidr";
 import { getHeader, outString, getProperty, OK, MAP_REQUEST_HEADERS } from "../host/abi";
 import { utf8Encode } from "../core/utf8";
 
 const SOURCE_ADDRESS = utf8Encode("source\0address");
+const DESTINATION_ADDRESS = utf8Encode("destination\0address");
+// The identity Envoy verified in the client certificate (the SPIFFE id under Istio mTLS); absent on plaintext.
+const PEER_URI_SAN = utf8Encode("connection\0uri_san_peer_certificate");
 
 export function sourceAddress(): string {
   if (getProperty(SOURCE_ADDRESS) != OK) return "";
+  return outString();
+}
+
+/** The local address the client connected to: taken from the socket, never from a header (envoy-host.md §13.2). */
+export function destinationAddress(): string {
+  if (getProperty(DESTINATION_ADDRESS) != OK) return "";
   return outString();
 }
 
@@ -17,6 +27,10 @@ export function sourceAddress(): string {
 export function keyValue(spec: KeySpec, spec_path: ArrayBuffer | null): string {
   if (spec.source == KeySource.Global) return "";
   if (spec.source == KeySource.Address) return hostOf(sourceAddress());
+  if (spec.source == KeySource.Peer) {
+    if (getProperty(PEER_URI_SAN) != OK) return "";
+    return outString();
+  }
   if (spec.source == KeySource.Header) {
     if (getHeader(MAP_REQUEST_HEADERS, utf8Encode(spec.header)) != OK) return "";
     return outString();

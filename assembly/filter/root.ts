@@ -3,7 +3,7 @@
 import { Config, Mode, KeySource, parseConfig } from "../core/config";
 import { S } from "../core/stats";
 import { ST_OK, ST_NOT_FOUND } from "../core/store";
-import { Beat, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey, drainKey } from "../core/ledger";
+import { Beat, Watch, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey, drainKey } from "../core/ledger";
 import { HostStore } from "../host/shared_store";
 import { Metrics } from "../host/metrics";
 import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, OK, setEffectiveContext, closeStream, logLevel } from "../host/abi";
@@ -36,6 +36,8 @@ export class Root {
   pending: Array<PendingRelease> = new Array<PendingRelease>(0);
   res: Result = new Result();
   beat: Beat = new Beat();
+  watch: Watch = new Watch();
+  leased: bool = false;        // this VM is in the lease table (registered at its first tick or first share)
   ticks: u32 = 0;
   debug: bool = false;         // Envoy's wasm logger is at debug or trace: lifecycle lines are worth building
   rateBuckets: u32 = 1;
@@ -82,7 +84,9 @@ export class Root {
       log(LOG_CRITICAL, "ws_governor: could not allocate a VM id in shared data");
       return false;
     }
-    this.heartbeat();
+    // No heartbeat here: the configuration canary is destroyed after on_configure without on_done (envoy-host.md
+    // §13.5), so a lease taken now would sit in the table until swept as silent. A VM registers at its first tick or
+    // before its first share (ensureLease), whichever comes first.
     this.publishDrain();
     setTickPeriod(cfg.tickMs);
     this.configured = true;
@@ -181,28 +185,45 @@ export class Root {
     this.retryPending();
   }
 
+  /** Before this VM takes its first share: a share of a VM missing from the lease table would be swept as dead. */
+  ensureLease(): bool {
+    if (!this.leased) this.heartbeat();
+    return this.leased;
+  }
+
   private heartbeat(): void {
     const cfg = this.config;
     const b = this.beat;
-    heartbeat(this.store, leaseKey(cfg.keyPrefix), this.vm, nowMs(), u64(cfg.tickMs) * u64(cfg.leaseTicks), 16, b);
+    heartbeat(this.store, leaseKey(cfg.keyPrefix), this.vm, nowMs(), cfg.leaseTicks, this.watch, 16, b);
+    if (b.ok) this.leased = true;
     if (!b.ok || b.dead.length == 0) return;
     // This VM removed the dead VMs from the lease table, so it alone sweeps their shares.
     const res = this.res;
     res.reset();
     let pods: i64 = 0;
+    let clients: i64 = 0;
     for (let i: u32 = 0; i < cfg.maxPods; i++) {
       const n = reclaim(this.store, podKey(cfg.keyPrefix, i32(i)), b.live, 16, res);
       if (n > 0) pods += n;
     }
     if (cfg.maxPerClient > 0) {
-      for (let i: u32 = 0; i < cfg.clientBuckets; i++) reclaim(this.store, clientKey(cfg.keyPrefix, i), b.live, 16, res);
+      for (let i: u32 = 0; i < cfg.clientBuckets; i++) {
+        const n = reclaim(this.store, clientKey(cfg.keyPrefix, i), b.live, 16, res);
+        if (n > 0) clients += n;
+      }
     }
     if (res.retries > 0) this.metrics.inc(S.CasRetries, i64(res.retries));
     if (res.corrupt > 0) this.metrics.inc(S.Corrupt, i64(res.corrupt));
     if (pods > 0) {
       this.metrics.inc(S.Reclaimed, pods);
       this.metrics.inc(S.Active, -pods); // exactly what the dead VM added for these shares and can no longer remove
-      log(LOG_WARN, "ws_governor: reclaimed " + pods.toString() + " connection(s) from " + b.dead.length.toString() + " silent VM(s)");
+    }
+    // A line only when something was reclaimed, counting what was (a silent VM without shares, such as a
+    // registered VM that never admitted, costs no line).
+    if (pods > 0 || clients > 0) {
+      let line = "ws_governor: reclaimed " + pods.toString() + " connection(s)";
+      if (clients > 0) line += " and " + clients.toString() + " client share(s)";
+      log(LOG_WARN, line + " from " + b.dead.length.toString() + " silent VM(s)");
     }
   }
 

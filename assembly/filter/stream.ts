@@ -182,6 +182,7 @@ export class Stream {
     const root = this.root;
     const cfg = root.config;
     const k = keyValue(cfg.clientKey, root.clientMetaPath);
+    if (!root.ensureLease()) return this.contention(k, "");
     const key = clientKey(cfg.keyPrefix, bucketOf(k, cfg.clientBuckets));
     const res = root.res;
     res.reset();
@@ -199,6 +200,7 @@ export class Stream {
   private acquirePodSlot(pod: string): bool {
     const root = this.root;
     const cfg = root.config;
+    if (!root.ensureLease()) return this.contention("", pod);
     const res = root.res;
     res.reset();
     let hint: i32 = -1;

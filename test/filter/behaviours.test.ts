@@ -387,6 +387,16 @@ test("B9 endpoints: metrics in Prometheus text with per-pod gauges and the Lua n
         assert.equal(rep.details, "ws_governor_forbidden");
       }
     }
+    // §13.2: with use_remote_address false Envoy takes source.address from x-forwarded-for, so a remote client can
+    // present 127.0.0.1; its connection still arrived at the pod's address, not a loopback one → 403
+    for (const path of ["/websocket/metrics", "/websocket/health"]) {
+      for (const src of ["127.0.0.1:5555", "[::1]:5555"]) {
+        const s = e.h.newStream(0, conn(src, "HTTP/1.1", "10.0.0.10:8080"));
+        const rep = reply(s.decodeHeaders(plainHeaders(path), true));
+        finishReply(s);
+        assert.equal(rep.status, 403, `${path} from ${src} (named in x-forwarded-for) to the pod address`);
+      }
+    }
     // endpoints are not upgrades and not rate limited
     assert.equal(e.stat("upgrades_total"), 4);
     a.s.complete();
@@ -464,7 +474,7 @@ test("shadow mode (enforce false): nothing rejected, shadow_rejected_total count
   }
 });
 
-test("draining true → 503 ws_governor_draining for upgrades; plain traffic and endpoints unaffected", () => {
+test("draining true → 503 ws_governor_draining for upgrades and the health endpoint (readiness); plain traffic and metrics unaffected", () => {
   const e = makeEnv({ config: { draining: true } });
   try {
     const o = open(e.h, 0);
@@ -479,8 +489,13 @@ test("draining true → 503 ws_governor_draining for upgrades; plain traffic and
     ok(isContinue(p.decodeHeaders(plainHeaders(), true)));
     p.complete();
     const hs = e.h.newStream(1, conn("127.0.0.1:1"));
-    assert.equal(reply(hs.decodeHeaders(plainHeaders("/websocket/health"), true)).status, 200);
+    const hr = reply(hs.decodeHeaders(plainHeaders("/websocket/health"), true));
     finishReply(hs);
+    assert.equal(hr.status, 503, "not ready while draining");
+    assert.equal(bodyText(hr), "draining\n");
+    const ms = e.h.newStream(1, conn("127.0.0.1:1"));
+    assert.equal(reply(ms.decodeHeaders(plainHeaders("/websocket/metrics"), true)).status, 200);
+    finishReply(ms);
   } finally {
     e.close();
   }

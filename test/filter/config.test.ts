@@ -24,7 +24,7 @@ const BAD: Array<[unknown, string]> = [
   [{ key_prefix: "ws/g" }, "key_prefix: must be 1..32 characters of [A-Za-z0-9_.-]"],
   [{ rate_limit: 5 }, "rate_limit: must be an object, got number"],
   [{ rate_limit: { burst: 0 } }, "rate_limit.burst: must be an integer in 1..1000000"],
-  [{ rate_limit: { key: { source: "cookie" } } }, "rate_limit.key.source: must be one of \"global\", \"address\", \"header\", \"metadata\""],
+  [{ rate_limit: { key: { source: "cookie" } } }, "rate_limit.key.source: must be one of \"global\", \"address\", \"header\", \"metadata\", \"peer_identity\""],
   [{ rate_limit: { key: {} } }, "rate_limit.key.source: is required"],
   [{ client_key: { source: "global" } }, "client_key.source: \"global\" is not allowed here"],
   [{ client_key: { source: "header" } }, "client_key.header: must be a header name (lower-case token, not a pseudo-header)"],
@@ -104,10 +104,10 @@ test("B2 configuration defaults: empty configuration = 100 per pod, 50 upgrades 
       for (const o of opened) o.s.complete();
       assert.equal(podTotal(e.proc), 0);
       // defaults: endpoints on, allowlist loopback
-      const s = e.h.newStream(0, { id: 9, sourceAddress: "127.0.0.1:1", destinationAddress: "x:1", protocol: "HTTP/1.1" });
+      const s = e.h.newStream(0, { id: 9, sourceAddress: "127.0.0.1:1", destinationAddress: "127.0.0.1:8080", protocol: "HTTP/1.1" });
       assert.equal(reply(s.decodeHeaders([[":method", "GET"], [":path", "/websocket/health"], [":authority", "a"]], true)).status, 200);
       s.complete();
-      const p = e.h.newStream(0, { id: 10, sourceAddress: "127.0.0.1:1", destinationAddress: "x:1", protocol: "HTTP/1.1" });
+      const p = e.h.newStream(0, { id: 10, sourceAddress: "127.0.0.1:1", destinationAddress: "127.0.0.1:8080", protocol: "HTTP/1.1" });
       ok(isContinue(p.decodeHeaders([[":method", "GET"], [":path", "/"], [":authority", "a"]], true)));
       p.complete();
     } finally {
@@ -150,13 +150,13 @@ test("B2 schema in sync with config.ts: property names of every object = TOP_KEY
   assert.deepEqual(Object.keys(SCHEMA.$defs.rateLimit.properties).sort(), keyList("RATE_KEYS").sort());
   assert.deepEqual(Object.keys(SCHEMA.properties.frames.properties).sort(), keyList("FRAME_KEYS").sort());
   const keyProps = new Set<string>();
-  for (const k of ["globalKey", "addressKey", "headerKey", "metadataKey"]) {
+  for (const k of ["globalKey", "addressKey", "headerKey", "metadataKey", "peerKey"]) {
     for (const p of Object.keys(SCHEMA.$defs[k].properties)) keyProps.add(p);
   }
   assert.deepEqual([...keyProps].sort(), keyList("KEY_KEYS").sort());
   // the key sources the parser accepts
   const sources = /let sources: string\[\] = \[([^\]]*)\]/.exec(CONFIG_TS)![1].match(/"(\w+)"/g)!.map((s) => s.slice(1, -1));
-  const schemaSources = ["globalKey", "addressKey", "headerKey", "metadataKey"].map((k) => SCHEMA.$defs[k].properties.source.const);
+  const schemaSources = ["globalKey", "addressKey", "headerKey", "metadataKey", "peerKey"].map((k) => SCHEMA.$defs[k].properties.source.const);
   assert.deepEqual(schemaSources, sources);
   assert.deepEqual(SCHEMA.properties.mode.enum, /let modes: string\[\] = \[([^\]]*)\]/.exec(CONFIG_TS)![1].match(/"(\w+)"/g)!.map((s) => s.slice(1, -1)));
   assert.deepEqual(SCHEMA.properties.failure_mode.enum, /let fmodes: string\[\] = \[([^\]]*)\]/.exec(CONFIG_TS)![1].match(/"(\w+)"/g)!.map((s) => s.slice(1, -1)));

@@ -93,8 +93,12 @@ export function loadFailure(config: Record<string, unknown> | string): { error: 
 }
 
 let connId = 1;
-export function conn(source = "10.0.0.1:40000", protocol: "HTTP/1.1" | "HTTP/2" = "HTTP/1.1"): DownstreamConnection {
-  return { id: connId++, sourceAddress: source, destinationAddress: "10.0.0.10:8080", protocol };
+/** A downstream connection. A loopback source connects to a loopback address, as on a real host, unless `destination`
+ *  says otherwise (e.g. a source.address that Envoy took from x-forwarded-for on a connection to the pod IP). */
+export function conn(source = "10.0.0.1:40000", protocol: "HTTP/1.1" | "HTTP/2" = "HTTP/1.1",
+                     destination?: string): DownstreamConnection {
+  const loop = /^(127\.|\[::1\])/.test(source);
+  return { id: connId++, sourceAddress: source, destinationAddress: destination ?? (loop ? "127.0.0.1:8080" : "10.0.0.10:8080"), protocol };
 }
 
 export function upgradeHeaders(extra: HeaderList = [], path = "/ws"): HeaderList {

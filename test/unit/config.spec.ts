@@ -164,7 +164,7 @@ describe("parseConfig errors (exact messages)", () => {
   });
   it("key objects", () => {
     expect(err("{\"client_key\":{}}")).toBe("client_key.source: is required");
-    expect(err("{\"client_key\":{\"source\":\"ip\"}}")).toBe("client_key.source: must be one of \"global\", \"address\", \"header\", \"metadata\"");
+    expect(err("{\"client_key\":{\"source\":\"ip\"}}")).toBe("client_key.source: must be one of \"global\", \"address\", \"header\", \"metadata\", \"peer_identity\"");
     expect(err("{\"client_key\":{\"source\":\"global\"}}")).toBe("client_key.source: \"global\" is not allowed here");
     expect(err("{\"client_key\":{\"source\":\"header\"}}")).toBe("client_key.header: must be a header name (lower-case token, not a pseudo-header)");
     expect(err("{\"client_key\":{\"source\":\"header\",\"header\":\":authority\"}}")).toBe("client_key.header: must be a header name (lower-case token, not a pseudo-header)");
