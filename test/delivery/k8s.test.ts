@@ -98,7 +98,7 @@ test("delivery: every Kubernetes/Istio object under k8s/ validates against its A
 
 test("delivery: every kustomization builds and its output validates", () => {
   const dirs = builds.map((b) => rel(b.dir)).sort();
-  assert.deepEqual(dirs, ["k8s", "k8s/base", "k8s/envoyfilter", "k8s/file", "k8s/gateway"]);
+  assert.deepEqual(dirs, ["k8s", "k8s/base", "k8s/envoyfilter", "k8s/file", "k8s/gateway", "k8s/istio-1.27"]);
   for (const { dir, objects } of builds) {
     const ids = new Set<string>();
     for (const o of objects) {
@@ -234,7 +234,8 @@ test("delivery: governed pods keep wasmcustom.ws_governor stats and get the cont
 
 test("delivery: WasmPlugins and EnvoyFilters follow the plugin's deployment contract", () => {
   const urls: string[] = [];
-  for (const { file, index, doc } of docs) {
+  const partial = patchFiles(); // kustomize patches: checked after merging, in the builds
+  for (const { file, index, doc } of docs.filter((d) => !partial.has(d.file))) {
     const where = `${rel(file)}#${index}`;
     const spec = doc.spec as JsonObject;
     if (doc.kind === "WasmPlugin") {
@@ -269,4 +270,23 @@ test("delivery: WasmPlugins and EnvoyFilters follow the plugin's deployment cont
   }
   assert.ok(urls.some((u) => u.startsWith("oci://")), "no oci:// WasmPlugin");
   assert.ok(urls.some((u) => u.startsWith("file://")), "no file:// WasmPlugin");
+});
+
+test("delivery: the default manifests load on Istio 1.22–1.28 (no FAIL_RELOAD, no failure_policy); k8s/istio-1.27 opts in", () => {
+  // WasmPlugin failStrategy FAIL_RELOAD exists only from Istio 1.27 (istio/api#3471); Envoy's failure_policy only
+  // from 1.33 (Istio 1.25). Older API servers / Envoys refuse either.
+  for (const { file, index, doc } of docs) {
+    const where = `${rel(file)}#${index}`;
+    const text = JSON.stringify(doc);
+    if (rel(file).startsWith("k8s/istio-1.27/")) continue;
+    assert.ok(!text.includes("FAIL_RELOAD"), `${where}: FAIL_RELOAD in a default manifest`);
+    assert.ok(!text.includes("failure_policy"), `${where}: failure_policy is unknown to Envoy 1.30–1.32`);
+    if (doc.kind === "WasmPlugin") assert.equal((doc.spec as JsonObject).failStrategy, "FAIL_OPEN", where);
+  }
+  const overlay = builds.find((b) => rel(b.dir) === "k8s/istio-1.27");
+  assert.ok(overlay, "k8s/istio-1.27 builds");
+  const plugins = overlay.objects.filter((o) => o.kind === "WasmPlugin");
+  assert.equal(plugins.length, 1);
+  assert.equal((plugins[0].spec as JsonObject).failStrategy, "FAIL_RELOAD");
+  assert.equal(((plugins[0].spec as JsonObject).pluginConfig as JsonObject).mode, "inbound", "the rest of the default install is kept");
 });
