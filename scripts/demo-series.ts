@@ -57,10 +57,10 @@ export class Series {
       const n = (b.rejected[r] ?? 0) - (a.rejected[r] ?? 0);
       if (n > 0) {
         const p = r === "pod_full" ? one(rose((x) => x.rejected)) : undefined;
-        out.push({ t: b.t, kind: r, text: explainRejected(e, r, p && this.label(p.pod)) + times(n) });
+        out.push({ t: b.t, kind: r, text: explainRejected(e, r, p && this.label(p.pod)).replace(":", `${times(n)}:`) });
       }
       const sh = (b.shadow[r] ?? 0) - (a.shadow[r] ?? 0);
-      if (sh > 0) out.push({ t: b.t, kind: "shadow", text: explainShadow(r) + times(sh) });
+      if (sh > 0) out.push({ t: b.t, kind: "shadow", text: explainShadow(r).replace(":", `${times(sh)}:`) });
     }
     const released = b.released - a.released;
     if (released > 0) {

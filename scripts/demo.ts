@@ -102,7 +102,7 @@ async function main(): Promise<number> {
       adminPortOverride: num("admin-port") ?? (serve ? undefined : 0),
       adminRoutes,
       onLog: (e) => {
-        if (e.level === "critical" || e.level === "error") console.error(`[envoy] ${e.line}`);
+        if (e.level === "critical" || e.level === "error") console.error(`[envoy][${e.level}] ${e.line}`);
       },
     });
   } catch (e) {
