@@ -93,18 +93,23 @@ function renderEvents() {
   }));
 }
 
-// ---- the chart: active connections (line) and rejections per second (bars), last five minutes
+// ---- the chart: active connections (line) and rejections per second (bars), at most the last five minutes
 
 function drawChart() {
   const chart = $("chart");
   const points = (series && series.points) || [];
   if (!points.length) return;
   const W = 1000, H = 190, L = 40, R = 44, T = 12, B = 24;
-  const now = points[points.length - 1].t, t0 = now - WINDOW_MS;
+  // the time axis grows with the data, from 30 s up to five minutes, so the first seconds are not a sliver
+  const now = points[points.length - 1].t;
+  const span = Math.min(WINDOW_MS, Math.max(30000, now - points[0].t));
+  const t0 = now - span;
+  const step = span <= 60000 ? 10000 : span <= 180000 ? 30000 : 60000;
+  const ago = (ms) => (ms === 0 ? "now" : step < 60000 ? `−${ms / 1000} s` : `−${ms / 60000} min`);
   const cap = config.mode === "inbound" ? config.cap : 0;
   const maxA = Math.max(1, ...points.map((p) => p.active), cap && cap <= 1000 ? cap : 0);
   const maxR = Math.max(1, ...points.map((p) => p.rejectedPerSecond));
-  const x = (t) => L + ((t - t0) / WINDOW_MS) * (W - L - R);
+  const x = (t) => L + ((t - t0) / span) * (W - L - R);
   const yA = (v) => T + (1 - v / maxA) * (H - T - B);
   const yR = (v) => T + (1 - v / maxR) * (H - T - B);
   const kids = [];
@@ -113,15 +118,16 @@ function drawChart() {
     kids.push(svg("text", { x: L - 6, y: yA(maxA * f) + 4, "text-anchor": "end" }, String(Math.round(maxA * f * 10) / 10)));
     kids.push(svg("text", { x: W - R + 6, y: yR(maxR * f) + 4 }, `${Math.round(maxR * f * 10) / 10}/s`));
   }
-  for (let m = 5; m >= 0; m--) {
-    kids.push(svg("text", { x: x(now - m * 60000), y: H - 6, "text-anchor": "middle" }, m ? `−${m} min` : "now"));
+  for (let ms = Math.floor(span / step) * step; ms >= 0; ms -= step) {
+    kids.push(svg("text", { x: x(now - ms), y: H - 6, "text-anchor": "middle" }, ago(ms)));
   }
-  const barW = Math.max(2, (W - L - R) / 300 - 1);
+  $("chart-title").textContent = span < 60000 ? `last ${Math.round(span / 1000)} s` : `last ${Math.round(span / 6000) / 10} min`;
+  const barW = Math.max(2, ((W - L - R) * 1000) / span - 2); // a bar covers the second before its sample
   let bars = 0;
   for (const p of points) {
     if (p.rejectedPerSecond <= 0) continue;
     bars++;
-    kids.push(svg("rect", { class: "rej", x: x(p.t) - barW / 2, y: yR(p.rejectedPerSecond), width: barW, height: H - B - yR(p.rejectedPerSecond) }));
+    kids.push(svg("rect", { class: "rej", x: Math.max(L, x(p.t) - barW - 1), y: yR(p.rejectedPerSecond), width: barW, height: H - B - yR(p.rejectedPerSecond) }));
   }
   if (cap > 0 && cap <= maxA) kids.push(svg("line", { class: "cap", x1: L, x2: W - R, y1: yA(cap), y2: yA(cap) }));
   const line = points.map((p) => `${x(p.t).toFixed(1)},${yA(p.active).toFixed(1)}`).join(" ");
@@ -295,7 +301,7 @@ async function main() {
     $("limits").textContent = `limits: max_connections_per_pod=${cfg.cap || "none"}, max_connections_per_client=${cfg.clientCap || "off"}, ` +
       `rate_limit=${rl}` + (cfg.enforce === false ? " · SHADOW MODE (nothing is rejected, would-be rejections are counted)" : "") +
       (cfg.draining ? " · DRAINING (every new upgrade gets 503)" : "");
-    $("cap-text").textContent = cfg.cap ? `cap ${cfg.cap} connections${cfg.mode === "upstream" ? " per pod" : ""}` : "no cap";
+    $("cap-text").textContent = cfg.cap ? `cap ${cfg.cap} connection${cfg.cap === 1 ? "" : "s"}${cfg.mode === "upstream" ? " per pod" : ""}` : "no cap";
     $("pod-source").textContent = cfg.podSource || "";
     $("pods-note").textContent = cfg.mode === "upstream"
       ? "Upstream mode: each of these pods is capped on its own, at the 101 (left)."
