@@ -67,7 +67,12 @@ describe("live demo page (make demo-serve) [chromium]", () => {
         refused = true;
         assert.equal(i, cfg.cap + 1, "the first refusal comes right after the cap");
         assert.equal(st.reason, "pod_full", "named from the rejection counter that moved");
-      } else assert.equal(st.state, "open");
+      } else {
+        assert.equal(st.state, "open");
+        // one chart sample per connection, so the chart and the event lines show the steps one by one
+        const n = await page.eval<number>("Number(document.getElementById('chart').dataset.points)");
+        await page.waitFor(`Number(document.getElementById('chart').dataset.points) >= ${n + 2}`, "the next samples");
+      }
     }
     assert.ok(refused, "a 503 happened");
 
@@ -110,7 +115,7 @@ describe("live demo page (make demo-serve) [chromium]", () => {
       const pl = c.querySelector('polyline.active');
       const r = { points: Number(c.dataset.points), polyline: pl ? pl.getAttribute('points').trim().split(/\\s+/).length : 0,
         maxActive: Number(c.dataset.maxActive), bars: c.querySelectorAll('rect.rej').length };
-      return r.points >= 3 && r.maxActive === ${cfg.cap} && r.bars >= 1 ? r : null;
+      return r.points >= 8 && r.maxActive === ${cfg.cap} && r.bars >= 1 ? r : null;
     })()`, "chart points after the traffic", 15_000);
     assert.equal(chart.polyline, chart.points, "one polyline vertex per sample");
     t.diagnostic(`chart: ${JSON.stringify(chart)}`);
