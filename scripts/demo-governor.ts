@@ -17,6 +17,7 @@ export interface Effective {
   enforce: boolean;
   draining: boolean;
   metricsPath: string;         // "" = off
+  endpointAllow: string[];     // addresses or CIDRs allowed to read the metrics endpoint
 }
 
 /** The configuration the filter runs with; call only with JSON the filter accepted ("" = every default). */
@@ -32,7 +33,20 @@ export function effectiveConfig(text: string): Effective {
     enforce: c.enforce !== false,
     draining: c.draining === true,
     metricsPath: c.metrics_path ?? "/websocket/metrics",
+    endpointAllow: c.endpoint_allow ?? ["127.0.0.0/8", "::1/128"],
   };
+}
+
+/** Does endpoint_allow let 127.0.0.1 (where the demo reads from) read the metrics endpoint? */
+export function allowsLoopback(e: Effective): boolean {
+  const ip = (a: string) => a.split(".").reduce((n, o) => n * 256 + Number(o), 0);
+  return e.endpointAllow.some((entry) => {
+    const [addr, bits = "32"] = entry.split("/");
+    if (!/^\d+\.\d+\.\d+\.\d+$/.test(addr)) return false;
+    const n = Number(bits);
+    const span = 2 ** (32 - n);
+    return Math.floor(ip(addr) / span) === Math.floor(ip("127.0.0.1") / span);
+  });
 }
 
 /** Where the capped pod's name comes from, in one phrase. */

@@ -73,9 +73,11 @@ function renderCapped() {
     name.textContent = "not named";
     name.setAttribute("data-pod", "");
   }
-  $("pod-read-from").textContent = config.metrics
+  $("pod-read-from").textContent = series && series.source === "metrics"
     ? `Named and counted by the filter itself: ${config.metrics} (websocket_connections_active_total{pod="…"}), read every second.`
-    : "The filter's metrics endpoint is off (metrics_path \"\"), so the page cannot name the pod; counts come from admin /stats.";
+    : config.metrics
+      ? `The filter's metrics endpoint ${config.metrics} did not answer 127.0.0.1 (endpoint_allow?), so the page cannot name the pod; counts come from admin /stats.`
+      : "The filter's metrics endpoint is off (metrics_path \"\"), so the page cannot name the pod; counts come from admin /stats.";
 }
 
 // ---- what just happened: one line per event, newest first

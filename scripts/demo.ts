@@ -18,7 +18,7 @@ import { REPO_ROOT, startProxy, type RunningProxy } from "../test/emulator/proxy
 import { FakeGovernorProcess } from "../test/emulator/proxy/fake-governor.ts";
 import { startPods, type PodServer } from "../test/support/pods.ts";
 import { httpRequest } from "../test/support/ws-client.ts";
-import { effectiveConfig, podSource, readSnapshot } from "./demo-governor.ts";
+import { allowsLoopback, effectiveConfig, podSource, readSnapshot } from "./demo-governor.ts";
 import { Series, startSampling } from "./demo-series.ts";
 import { runTour, table } from "./demo-tour.ts";
 
@@ -145,7 +145,7 @@ async function main(): Promise<number> {
     podNames,
   };
   console.log(`  demo page:  ${p.adminUrl("/demo")}  (the capped pod, a live chart, bars; polls /demo/state and /demo/series)`);
-  console.log(`  capped pod: ${cfg.mode === "upstream" ? "each upstream pod Envoy picks (upstream mode)" : capped ? `${capped} (this sidecar's pod, from the filter's metrics endpoint)` : "not named (the filter's metrics endpoint is off)"}`);
+  console.log(`  capped pod: ${cfg.mode === "upstream" ? "each upstream pod Envoy picks (upstream mode)" : capped ? `${capped} (this sidecar's pod, from the filter's metrics endpoint)` : `not named (the filter's metrics endpoint ${metricsUrl ? "did not answer 127.0.0.1" : "is off"})`}`);
   console.log(`  limits:     max_connections_per_pod=${cfg.cap}, max_connections_per_client=${cfg.clientCap}, rate_limit=${cfg.rate ? `${cfg.rate.requests}/${cfg.rate.windowSeconds}s burst ${cfg.rate.burst}` : "off"}` +
     `${cfg.enforce ? "" : ", enforce=false (shadow)"}${cfg.draining ? ", draining" : ""}`);
 
@@ -176,7 +176,8 @@ async function main(): Promise<number> {
   });
   if (metricsUrl) {
     const metrics = await httpRequest(metricsUrl).catch((e: Error) => ({ status: 0, body: e.message }));
-    rows.push({ step: `GET ${cfg.metricsPath} from 127.0.0.1`, expected: "200", got: String(metrics.status), detail: "", ok: metrics.status === 200 });
+    const want = allowsLoopback(cfg) ? "200" : "403"; // endpoint_allow decides
+    rows.push({ step: `GET ${cfg.metricsPath} from 127.0.0.1`, expected: want, got: String(metrics.status), detail: "", ok: String(metrics.status) === want });
     const keep = metrics.body.split("\n").filter((l) => /^(# TYPE )?(websocket_|ws_governor_(upgrades|accepted|rejected|released|active))/.test(l));
     console.log(`\nGET ${cfg.metricsPath} → ${metrics.status} (the per-pod lines and the admission counters)\n${keep.join("\n")}`);
   }

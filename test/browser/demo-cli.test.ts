@@ -11,7 +11,7 @@ import { after, describe, test } from "node:test";
 import { wasmMissing } from "../e2e/frames_harness.ts";
 import { closeWs, connectWs, echo, httpRequest } from "../support/ws-client.ts";
 import { waitFor } from "../support/wait.ts";
-import { effectiveConfig, snapshotFromMetrics } from "../../scripts/demo-governor.ts";
+import { allowsLoopback, effectiveConfig, snapshotFromMetrics } from "../../scripts/demo-governor.ts";
 import { Series } from "../../scripts/demo-series.ts";
 import { runDemo, startDemo, stopDemo } from "./demo-process.ts";
 
@@ -133,5 +133,14 @@ describe("demo series (the page's events and chart points)", () => {
     ]);
     assert.deepEqual(s.points.map((p) => [p.active, p.rejectedPerSecond]), [[0, 0], [3, 0], [3, 2], [0, 0]]);
     assert.deepEqual(s.capped().map((p) => p.pod), ["demo-pod"]);
+  });
+});
+
+describe("demo configuration helpers", () => {
+  test("endpoint_allow decides whether the demo may read the metrics endpoint from 127.0.0.1", () => {
+    assert.equal(allowsLoopback(effectiveConfig("{}")), true, "default 127.0.0.0/8");
+    assert.equal(allowsLoopback(effectiveConfig('{"endpoint_allow": ["10.0.0.0/8"]}')), false);
+    assert.equal(allowsLoopback(effectiveConfig('{"endpoint_allow": ["0.0.0.0/0"]}')), true);
+    assert.equal(allowsLoopback(effectiveConfig('{"endpoint_allow": ["127.0.0.2/32", "::1/128"]}')), false);
   });
 });
