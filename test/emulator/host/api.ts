@@ -29,6 +29,29 @@ export interface ProcessOptions {
   maxLogEntries?: number;
   /** added: randomness for FAIL_RELOAD backoff jitter (JitteredLowerBound); default Math.random */
   random?: () => number;
+  /** added (§13.1): "fail" (default) makes close()/assertNoDefects() throw HostDefectError when a module defect was
+   *  recorded; "record" only records them (defects list, error log entry) */
+  defects?: "fail" | "record";
+}
+
+/** A module behaviour Envoy does not survive (§13.1): recorded instead of silently emulated. */
+export interface HostDefect {
+  kind: "continue_after_close_stream" | "continue_after_local_reply";
+  /** the export that returned Continue, e.g. "proxy_on_request_body" */
+  callback: string;
+  returned: number;
+  contextId: number;
+  vm: string;
+  message: string;
+}
+
+/** Thrown by close()/assertNoDefects() when the module had a defect (ProcessOptions.defects "fail"). */
+export class HostDefectError extends Error {
+  constructor(readonly defects: HostDefect[]) {
+    super(`proxy-wasm module defect(s) Envoy would not survive (envoy-host.md §13.1):\n  ` +
+      defects.map((d) => d.message).join("\n  "));
+    this.name = "HostDefectError";
+  }
 }
 
 export interface PluginOptions {
@@ -168,6 +191,13 @@ export interface EnvoyProcessApi {
   readonly logs: LogEntry[];
   /** virtual time only: move the clock by ms and deliver every tick that falls due, per VM (§3.4) */
   advance(ms: number): void;
-  /** stop real timers */
+  /** stop real timers; then throws HostDefectError if a module defect was recorded (ProcessOptions.defects) */
   close(): void;
+  /** added (§13.1): defects recorded so far */
+  readonly defects?: readonly HostDefect[];
+  /** added (§13.1): throws HostDefectError if any defect was recorded */
+  assertNoDefects?(): void;
+  /** added (§13.4): step the wall clock (proxy_get_current_time_nanoseconds, WASI realtime) by ms, forward or
+   *  backward; ticks and monotonic time are not affected */
+  stepWallClock?(ms: number): void;
 }

@@ -2,7 +2,7 @@
 // worker VMs; process-global shared data and stats; failure policies and FAIL_RELOAD (§3.3); ticks (§3.4).
 import { createHash } from "node:crypto";
 import {
-  PluginLoadError, type DownstreamConnection, type EnvoyProcessApi, type FilterStream, type HostCallCounts,
+  HostDefectError, PluginLoadError, type DownstreamConnection, type HostDefect, type EnvoyProcessApi, type FilterStream, type HostCallCounts,
   type LogEntry, type PluginHandle, type PluginOptions, type ProcessOptions,
 } from "./api.ts";
 import { exportCheck, linkCheck } from "./imports/index.ts";
@@ -39,6 +39,9 @@ export class EnvoyProcess implements EnvoyProcessApi, ProcessCore {
   private readonly virtual: boolean;
   private readonly baseMs: () => number;
   private offsetMs = 0;
+  /** §13.4: wall-clock steps (NTP, VM migration); not seen by timers or monotonic time */
+  private wallStepMs = 0;
+  private readonly defectList: HostDefect[] = [];
   private readonly monoStart = process.hrtime.bigint();
   private readonly groups = new Map<string, VmGroup>();
   private readonly codeCache = new Map<string, CompiledCode>();
@@ -56,17 +59,47 @@ export class EnvoyProcess implements EnvoyProcessApi, ProcessCore {
     const clock = opts.clock;
     const frozen = Date.now();
     this.baseMs = clock ? () => clock.nowMs() : this.virtual ? () => frozen : () => Date.now();
-    this.timers = new TickScheduler(this.virtual, () => this.nowMs());
+    this.timers = new TickScheduler(this.virtual, () => this.monoMs());
     this.maxLogs = opts.maxLogEntries ?? 10000;
     this.random = opts.random ?? Math.random;
   }
 
+  /** wall clock (§13.4): proxy_get_current_time_nanoseconds, WASI realtime, request.time */
   nowMs(): number {
+    return this.baseMs() + this.offsetMs + this.wallStepMs;
+  }
+  /** steady clock in ms for timers and backoffs: never affected by stepWallClock */
+  monoMs(): number {
     return this.baseMs() + this.offsetMs;
   }
   monoNs(): bigint {
-    return this.virtual ? BigInt(Math.round((this.nowMs() - this.baseMs()) * 1e6)) + 1_000_000_000n
+    return this.virtual ? BigInt(Math.round(this.offsetMs * 1e6)) + 1_000_000_000n
       : process.hrtime.bigint() - this.monoStart;
+  }
+  /** §13.4: step the wall clock forward (ms > 0) or backward (ms < 0), as an NTP step would */
+  stepWallClock(ms: number): void {
+    this.wallStepMs += ms;
+  }
+  get wallClockStepMs(): number {
+    return this.wallStepMs;
+  }
+
+  // ---- §13.1 module defects ----
+  get defects(): readonly HostDefect[] {
+    return this.defectList;
+  }
+  recordDefect(d: HostDefect): void {
+    this.defectList.push(d);
+    // Envoy itself would not log this (it goes on with undefined behaviour); the entry makes the defect visible in
+    // every harness that prints the logs
+    this.emitLog({ level: "critical", message: d.message, line: `wasm defect: ${d.message}`, vm: d.vm, contextId: d.contextId });
+  }
+  /** returns the defects recorded so far and forgets them (for tests that provoke one on purpose) */
+  takeDefects(): HostDefect[] {
+    return this.defectList.splice(0);
+  }
+  assertNoDefects(): void {
+    if (this.defectList.length > 0) throw new HostDefectError([...this.defectList]);
   }
   emitLog(e: LogEntry): void {
     this.logs.push(e);
@@ -76,13 +109,14 @@ export class EnvoyProcess implements EnvoyProcessApi, ProcessCore {
 
   advance(ms: number): void {
     if (!this.virtual) throw new Error("advance() needs virtualTime: true");
-    const until = this.nowMs() + ms;
+    const until = this.monoMs() + ms;
     this.timers.runUntil(until, (t) => {
       this.offsetMs = t - this.baseMs();
     });
   }
   close(): void {
     this.timers.close();
+    if ((this.opts.defects ?? "fail") === "fail") this.assertNoDefects();
   }
 
   private compile(wasm: Uint8Array): CompiledCode {
@@ -238,7 +272,7 @@ export class PluginHandleImpl implements PluginHandle {
   /** FAIL_RELOAD (§3.3): a fresh VM once now − last load ≥ JitteredLowerBound backoff in [base, 1.5·base) */
   private maybeReload(worker: number): Vm {
     const proc = this.proc, group = this.group, old = group.workers[worker];
-    const now = proc.nowMs();
+    const now = proc.monoMs();
     const base = this.plugin.reloadBackoffMs;
     this.backoff[worker] ??= base + Math.floor(proc.random() * base * 0.5);
     const stat = (s: string) => proc.stats.counter(`wasm.${this.plugin.name}.${s}`);

@@ -160,7 +160,7 @@ function top(vm: Vm, ctx: Ctx, seg: string): PV | undefined {
         m.set("size", int(size));
         m.set("total_size", int(size + (s.reqMap ? hmByteSize(s.reqMap) : 0)));
       }
-      if (s.logPhase) m.set("duration", int(BigInt(Math.round((s.endMs - s.startMs) * 1e6))));
+      if (s.logPhase) m.set("duration", int(BigInt(Math.round((s.endMono - s.startMono) * 1e6))));
       return { t: "map", v: m };
     }
     case "response": {

@@ -63,7 +63,7 @@ export class Vm {
     this.vmCtx = new Ctx(0, "vm", null, null, group.vmId);
     this.current = this.vmCtx;
     this.contexts.set(0, this.vmCtx);
-    this.loadedAtMs = proc.nowMs();
+    this.loadedAtMs = proc.monoMs();
   }
 
   get abi01(): boolean {

@@ -60,6 +60,7 @@ export interface RunningProxy {
   stat(name: string): number | undefined;
   endpoints(): EndpointState[];
   demoState(): DemoState;
+  /** stops everything; rejects with HostDefectError (after the shutdown) if the module had a §13.1 defect */
   close(): Promise<void>;
 }
 
@@ -266,7 +267,8 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
     concurrency,
     customRoute: (p) => opts.adminRoutes?.[p],
     draining: () => closing !== undefined,
-    quit: () => void proxy.close(),
+    // a module defect (§13.1) makes close() reject; the admin caller has already had its 200, so report it here
+    quit: () => void proxy.close().catch((e: Error) => console.error(`loopback proxy: ${e.message}`)),
   });
   const adminPort = opts.adminPortOverride ?? bs.admin?.port ?? 0;
   try {
