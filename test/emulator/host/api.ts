@@ -93,9 +93,27 @@ export type StepResult =
 
 export interface DownstreamConnection {
   id: number;                    // connection.id
-  sourceAddress: string;         // "ip:port" (source.address)
+  /** "ip:port": the stream's remote address after the HCM's XFF logic (source.address, §13.2); port 0 when the
+   *  address came from x-forwarded-for */
+  sourceAddress: string;
   destinationAddress: string;    // "ip:port"
   protocol: "HTTP/1.1" | "HTTP/2";
+  /** added (§13.2): the downstream TLS session; absent on plaintext connections */
+  tls?: DownstreamTls;
+}
+
+/** Envoy's Ssl::ConnectionInfo as the connection.* properties expose it (§13.2) */
+export interface DownstreamTls {
+  version: string;                   // connection.tls_version, e.g. "TLSv1.3"
+  peerCertificatePresented: boolean; // connection.mtls
+  subjectPeer: string;               // RFC 2253; "" without a client certificate
+  uriSanPeer: string[];              // connection.uri_san_peer_certificate = the first (NotFound if none)
+  dnsSanPeer: string[];
+  subjectLocal: string;
+  uriSanLocal: string[];
+  dnsSanLocal: string[];
+  sha256PeerDigest: string;          // lower-case hex; "" without a client certificate
+  sni: string;                       // connection.requested_server_name
 }
 
 /** Events the host raises outside a call from the proxy (e.g. close_stream or a local reply from on_tick via
