@@ -43,7 +43,7 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function tlsChain(o: { validation?: boolean; require?: boolean }): object {
+function tlsChain(o: { validation?: boolean; require?: boolean }): Record<string, unknown> {
   const common: Record<string, unknown> = {
     tls_certificates: [{ certificate_chain: { filename: f("server.crt") }, private_key: { filename: f("server.key") } }],
   };
@@ -122,6 +122,6 @@ test("§13.2 bootstrap: require_client_certificate without a validation context 
   assert.throws(() => bootstrapCheck(tlsChain({ require: true })), /require_client_certificate: needs common_tls_context.validation_context.trusted_ca/);
 });
 
-function bootstrapCheck(chain: object) {
+function bootstrapCheck(chain: Record<string, unknown>) {
   return readBootstrap(bootstrap({ chain }));
 }

@@ -152,6 +152,7 @@ export class EnvoyProcess implements EnvoyProcessApi, ProcessCore {
     vm.instantiate();
     if (!group.code.allocator) group.code.allocator = exportCheck(group.code.parsed, group.code.abi);
     vm.malloc = vm.fn(group.code.allocator)! as Vm["malloc"];
+    vm.onRootRemoved = () => this.maybeDropGroup(group);
     this.stats.counter(`wasm.${group.runtime}.created`).value++;
     this.stats.gauge(`wasm.${group.runtime}.active`).value++;
     vm.start();
@@ -227,6 +228,12 @@ export class EnvoyProcess implements EnvoyProcessApi, ProcessCore {
     }
   }
 
+  maybeDropGroup(group: VmGroup): void {
+    if (group.plugins.size > 0 || !this.groups.has(group.key)) return;
+    if ([group.main, ...group.workers].some((vm) => vm && vm.pendingRemovals > 0)) return;
+    this.dropGroup(group);
+  }
+
   dropGroup(group: VmGroup): void {
     for (const vm of [group.base, group.main, ...group.workers]) if (vm) this.destroyVm(group, vm);
     this.groups.delete(group.key);
@@ -266,6 +273,7 @@ export class PluginHandleImpl implements PluginHandle {
     const id = vm.allocContextId();
     const ctx = new Ctx(id, "stream", plugin, root, this.group.vmId);
     vm.contexts.set(id, ctx);
+    vm.streamStarted(plugin);
     return new StreamImpl("vm", vm, ctx, plugin, conn, worker, proc.minor);
   }
 
@@ -312,11 +320,14 @@ export class PluginHandleImpl implements PluginHandle {
   memoryBytes(worker: number): number {
     return this.group.workers[worker].mem.size;
   }
+  /** the plugin's configuration is removed: roots without live streams get on_done/on_delete now, the others when
+   *  their last stream ends (the streams hold the plugin handle, §13.5); the VMs (and the vm_id's shared data) go
+   *  when no plugin and no such root is left */
   remove(): void {
     const g = this.group;
     if (!g.plugins.has(this.plugin)) return;
-    for (const vm of [g.main, ...g.workers]) if (vm && !vm.failed) vm.removeRoot(this.plugin);
+    for (const vm of [g.main, ...g.workers]) if (vm) vm.releasePlugin(this.plugin);
     g.plugins.delete(this.plugin);
-    if (g.plugins.size === 0) this.proc.dropGroup(g);
+    this.proc.maybeDropGroup(g);
   }
 }

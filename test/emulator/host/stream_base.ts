@@ -184,6 +184,14 @@ export abstract class StreamBase {
     this.bodyLive[0] = this.bodyLive[1] = false;
     const vm = this.vm, ctx = this.ctx;
     if (this.mode !== "vm" || !vm || !ctx) return;
+    try {
+      this.finishVm(vm, ctx);
+    } finally {
+      vm.streamEnded(this.plugin);
+    }
+  }
+
+  private finishVm(vm: Vm, ctx: Ctx): void {
     this.endMono = vm.proc.monoMs();
     if (!vm.failed) {
       this.logPhase = true;
