@@ -34,18 +34,20 @@ test("§7.2 local reply from on_request_headers: deferred, forced stop, passes t
   assert.equal(s.decodeData(Buffer.from("x"), true).kind, "stop", "decoder chain aborted");
   s.complete();
   assert.deepEqual(messages(proc, W), ["create", "req_headers", "resp_headers", "resp_body", "log", "done", "delete"]);
+  // returning Continue after the reply is what §13.1 calls a defect; the forced stop above is cpp-host's stopNextIteration
+  assert.deepEqual(proc.takeDefects().map((d) => d.kind), ["continue_after_local_reply"]);
 });
 
 test("§7.4 empty body: content-length and content-type removed even if the plugin set them", () => {
   const p = new Probe();
-  p.on("proxy_on_request_headers", `(drop ${replyCall(p, 503, "", [["content-type", "x/y"], ["content-length", "3"]])}) (i32.const 0)`);
+  p.on("proxy_on_request_headers", `(drop ${replyCall(p, 503, "", [["content-type", "x/y"], ["content-length", "3"]])}) (i32.const 1)`);
   const { h } = setup(p);
   const r = h.newStream(0, conn()).decodeHeaders(GET, true);
   assert.deepEqual(r.kind === "localReply" && r.reply.headers, [[":status", "503"]]);
 });
 
 test("§7.3 local reply from on_response_headers goes directly to the client (no second on_response_headers)", () => {
-  const p = traceProbe((p0) => ({ proxy_on_response_headers: `(drop ${replyCall(p0, 403, "no", [])}) (i32.const 0)` }));
+  const p = traceProbe((p0) => ({ proxy_on_response_headers: `(drop ${replyCall(p0, 403, "no", [])}) (i32.const 1)` }));
   const { proc, h } = setup(p);
   const s = h.newStream(0, conn());
   s.decodeHeaders([...GET, ["upgrade", "websocket"], ["connection", "upgrade"]], false);
@@ -59,7 +61,7 @@ test("§7.3 local reply from on_response_headers goes directly to the client (no
 test("§7.1 second send_local_response: BadArgument on 1.30–1.32, Ok (first reply kept) on 1.33+", () => {
   for (const [v, want] of [["1.32", 2], ["1.33", 0]] as const) {
     const p = new Probe();
-    p.on("proxy_on_request_headers", `(drop ${replyCall(p, 429, "a", [])}) ${p.store(0, replyCall(p, 503, "b", []))} (i32.const 0)`);
+    p.on("proxy_on_request_headers", `(drop ${replyCall(p, 429, "a", [])}) ${p.store(0, replyCall(p, 503, "b", []))} (i32.const 1)`);
     const { h } = setup(p, v);
     const r = h.newStream(0, conn()).decodeHeaders(GET, true);
     assert.equal(slot(h, 0, 0), want, v);
@@ -68,7 +70,7 @@ test("§7.1 second send_local_response: BadArgument on 1.30–1.32, Ok (first re
 });
 
 test("§9 close_stream(0): details wasm_close_stream, reset, then log → done → delete synchronously", () => {
-  const p = traceProbe({ proxy_on_request_body: "(drop (call $proxy_close_stream (i32.const 0))) (i32.const 0)" });
+  const p = traceProbe({ proxy_on_request_body: "(drop (call $proxy_close_stream (i32.const 0))) (i32.const 3)" });
   const { proc, h } = setup(p);
   const s = h.newStream(0, conn());
   s.decodeHeaders(GET, false);
@@ -76,6 +78,7 @@ test("§9 close_stream(0): details wasm_close_stream, reset, then log → done �
   assert.deepEqual(r, { kind: "reset", details: "wasm_close_stream" });
   assert.ok(s.ended);
   assert.deepEqual(messages(proc, W), ["create", "req_headers", "req_body", "log", "done", "delete"]);
+  assert.equal(proc.defects.length, 0, "StopIterationNoBuffer after close_stream (§13.1)");
 });
 
 test("§9 send_local_response from on_tick via effective context on a paused stream (async through the filter chain)", () => {

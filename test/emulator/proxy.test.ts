@@ -1,11 +1,16 @@
 // Self-tests of the loopback proxy's plumbing, without the host emulator or the filter: pass-through mode and a
 // scripted fake plugin (test/emulator/proxy/fake-plugin.ts). Real `ws` clients and echo pods on 127.0.0.1.
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import net from "node:net";
 import { after, before, describe, test } from "node:test";
 import { parse as parseYaml } from "yaml";
-import { BootstrapError, DEFAULT_CONFIG_PATH, parseBootstrapYaml, startProxy, type RunningProxy } from "./proxy/index.ts";
+import {
+  BootstrapError, DEFAULT_CONFIG_PATH, REPO_ROOT, parseBootstrapYaml, resolveWasmPath, startProxy, type RunningProxy,
+} from "./proxy/index.ts";
+import { Probe } from "./probes/build.ts";
 import { FakePlugin, type FakeStream } from "./proxy/fake-plugin.ts";
 import { startPods, type PodServer } from "../support/pods.ts";
 import { freePort } from "../support/ports.ts";
@@ -53,6 +58,28 @@ describe("bootstrap reader", () => {
     hcm.http_filters.reverse();
     hcm.route_config.virtual_hosts[0].routes[0].route.cluster = "nope";
     assert.throws(() => parseBootstrapYaml(JSON.stringify(doc)), /last HTTP filter must be envoy.filters.http.router[\s\S]*unknown cluster nope/);
+  });
+});
+
+describe("module path (vm_config.code.local.filename)", () => {
+  test("a relative filename is resolved against the working directory, as Envoy does; /etc/envoy/<f> → build/<f>", async () => {
+    assert.equal(resolveWasmPath("/etc/envoy/x.wasm"), path.join(REPO_ROOT, "build/x.wasm"));
+    assert.equal(resolveWasmPath("/opt/x.wasm"), "/opt/x.wasm");
+    assert.equal(resolveWasmPath("mods/x.wasm"), path.join(process.cwd(), "mods/x.wasm"));
+    const dir = mkdtempSync(path.join(tmpdir(), "emu-wasm-"));
+    try {
+      writeFileSync(path.join(dir, "probe.wasm"), new Probe().build());
+      const rel = path.relative(process.cwd(), path.join(dir, "probe.wasm"));
+      assert.ok(!path.isAbsolute(rel));
+      const doc = parseYaml(yamlText);
+      doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0].typed_config.config
+        .vm_config.code.local.filename = rel;
+      const p = await startProxy({ config: doc, listenerPortOverride: 0, adminPortOverride: 0 });
+      assert.ok(p.plugin, "the module was found relative to the working directory");
+      await p.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -29,6 +29,29 @@ export interface ProcessOptions {
   maxLogEntries?: number;
   /** added: randomness for FAIL_RELOAD backoff jitter (JitteredLowerBound); default Math.random */
   random?: () => number;
+  /** added (§13.1): "fail" (default) makes close()/assertNoDefects() throw HostDefectError when a module defect was
+   *  recorded; "record" only records them (defects list, error log entry) */
+  defects?: "fail" | "record";
+}
+
+/** A module behaviour Envoy does not survive (§13.1): recorded instead of silently emulated. */
+export interface HostDefect {
+  kind: "continue_after_close_stream" | "continue_after_local_reply";
+  /** the export that returned Continue, e.g. "proxy_on_request_body" */
+  callback: string;
+  returned: number;
+  contextId: number;
+  vm: string;
+  message: string;
+}
+
+/** Thrown by close()/assertNoDefects() when the module had a defect (ProcessOptions.defects "fail"). */
+export class HostDefectError extends Error {
+  constructor(readonly defects: HostDefect[]) {
+    super(`proxy-wasm module defect(s) Envoy would not survive (envoy-host.md §13.1):\n  ` +
+      defects.map((d) => d.message).join("\n  "));
+    this.name = "HostDefectError";
+  }
 }
 
 export interface PluginOptions {
@@ -70,9 +93,27 @@ export type StepResult =
 
 export interface DownstreamConnection {
   id: number;                    // connection.id
-  sourceAddress: string;         // "ip:port" (source.address)
+  /** "ip:port": the stream's remote address after the HCM's XFF logic (source.address, §13.2); port 0 when the
+   *  address came from x-forwarded-for */
+  sourceAddress: string;
   destinationAddress: string;    // "ip:port"
   protocol: "HTTP/1.1" | "HTTP/2";
+  /** added (§13.2): the downstream TLS session; absent on plaintext connections */
+  tls?: DownstreamTls;
+}
+
+/** Envoy's Ssl::ConnectionInfo as the connection.* properties expose it (§13.2) */
+export interface DownstreamTls {
+  version: string;                   // connection.tls_version, e.g. "TLSv1.3"
+  peerCertificatePresented: boolean; // connection.mtls
+  subjectPeer: string;               // RFC 2253; "" without a client certificate
+  uriSanPeer: string[];              // connection.uri_san_peer_certificate = the first (NotFound if none)
+  dnsSanPeer: string[];
+  subjectLocal: string;
+  uriSanLocal: string[];
+  dnsSanLocal: string[];
+  sha256PeerDigest: string;          // lower-case hex; "" without a client certificate
+  sni: string;                       // connection.requested_server_name
 }
 
 /** Events the host raises outside a call from the proxy (e.g. close_stream or a local reply from on_tick via
@@ -168,6 +209,13 @@ export interface EnvoyProcessApi {
   readonly logs: LogEntry[];
   /** virtual time only: move the clock by ms and deliver every tick that falls due, per VM (§3.4) */
   advance(ms: number): void;
-  /** stop real timers */
+  /** stop real timers; then throws HostDefectError if a module defect was recorded (ProcessOptions.defects) */
   close(): void;
+  /** added (§13.1): defects recorded so far */
+  readonly defects?: readonly HostDefect[];
+  /** added (§13.1): throws HostDefectError if any defect was recorded */
+  assertNoDefects?(): void;
+  /** added (§13.4): step the wall clock (proxy_get_current_time_nanoseconds, WASI realtime) by ms, forward or
+   *  backward; ticks and monotonic time are not affected */
+  stepWallClock?(ms: number): void;
 }

@@ -2,7 +2,7 @@
 // worker VMs; process-global shared data and stats; failure policies and FAIL_RELOAD (§3.3); ticks (§3.4).
 import { createHash } from "node:crypto";
 import {
-  PluginLoadError, type DownstreamConnection, type EnvoyProcessApi, type FilterStream, type HostCallCounts,
+  HostDefectError, PluginLoadError, type DownstreamConnection, type HostDefect, type EnvoyProcessApi, type FilterStream, type HostCallCounts,
   type LogEntry, type PluginHandle, type PluginOptions, type ProcessOptions,
 } from "./api.ts";
 import { exportCheck, linkCheck } from "./imports/index.ts";
@@ -39,6 +39,9 @@ export class EnvoyProcess implements EnvoyProcessApi, ProcessCore {
   private readonly virtual: boolean;
   private readonly baseMs: () => number;
   private offsetMs = 0;
+  /** §13.4: wall-clock steps (NTP, VM migration); not seen by timers or monotonic time */
+  private wallStepMs = 0;
+  private readonly defectList: HostDefect[] = [];
   private readonly monoStart = process.hrtime.bigint();
   private readonly groups = new Map<string, VmGroup>();
   private readonly codeCache = new Map<string, CompiledCode>();
@@ -56,17 +59,47 @@ export class EnvoyProcess implements EnvoyProcessApi, ProcessCore {
     const clock = opts.clock;
     const frozen = Date.now();
     this.baseMs = clock ? () => clock.nowMs() : this.virtual ? () => frozen : () => Date.now();
-    this.timers = new TickScheduler(this.virtual, () => this.nowMs());
+    this.timers = new TickScheduler(this.virtual, () => this.monoMs());
     this.maxLogs = opts.maxLogEntries ?? 10000;
     this.random = opts.random ?? Math.random;
   }
 
+  /** wall clock (§13.4): proxy_get_current_time_nanoseconds, WASI realtime, request.time */
   nowMs(): number {
+    return this.baseMs() + this.offsetMs + this.wallStepMs;
+  }
+  /** steady clock in ms for timers and backoffs: never affected by stepWallClock */
+  monoMs(): number {
     return this.baseMs() + this.offsetMs;
   }
   monoNs(): bigint {
-    return this.virtual ? BigInt(Math.round((this.nowMs() - this.baseMs()) * 1e6)) + 1_000_000_000n
+    return this.virtual ? BigInt(Math.round(this.offsetMs * 1e6)) + 1_000_000_000n
       : process.hrtime.bigint() - this.monoStart;
+  }
+  /** §13.4: step the wall clock forward (ms > 0) or backward (ms < 0), as an NTP step would */
+  stepWallClock(ms: number): void {
+    this.wallStepMs += ms;
+  }
+  get wallClockStepMs(): number {
+    return this.wallStepMs;
+  }
+
+  // ---- §13.1 module defects ----
+  get defects(): readonly HostDefect[] {
+    return this.defectList;
+  }
+  recordDefect(d: HostDefect): void {
+    this.defectList.push(d);
+    // Envoy itself would not log this (it goes on with undefined behaviour); the entry makes the defect visible in
+    // every harness that prints the logs
+    this.emitLog({ level: "critical", message: d.message, line: `wasm defect: ${d.message}`, vm: d.vm, contextId: d.contextId });
+  }
+  /** returns the defects recorded so far and forgets them (for tests that provoke one on purpose) */
+  takeDefects(): HostDefect[] {
+    return this.defectList.splice(0);
+  }
+  assertNoDefects(): void {
+    if (this.defectList.length > 0) throw new HostDefectError([...this.defectList]);
   }
   emitLog(e: LogEntry): void {
     this.logs.push(e);
@@ -76,13 +109,14 @@ export class EnvoyProcess implements EnvoyProcessApi, ProcessCore {
 
   advance(ms: number): void {
     if (!this.virtual) throw new Error("advance() needs virtualTime: true");
-    const until = this.nowMs() + ms;
+    const until = this.monoMs() + ms;
     this.timers.runUntil(until, (t) => {
       this.offsetMs = t - this.baseMs();
     });
   }
   close(): void {
     this.timers.close();
+    if ((this.opts.defects ?? "fail") === "fail") this.assertNoDefects();
   }
 
   private compile(wasm: Uint8Array): CompiledCode {
@@ -118,6 +152,7 @@ export class EnvoyProcess implements EnvoyProcessApi, ProcessCore {
     vm.instantiate();
     if (!group.code.allocator) group.code.allocator = exportCheck(group.code.parsed, group.code.abi);
     vm.malloc = vm.fn(group.code.allocator)! as Vm["malloc"];
+    vm.onRootRemoved = () => this.maybeDropGroup(group);
     this.stats.counter(`wasm.${group.runtime}.created`).value++;
     this.stats.gauge(`wasm.${group.runtime}.active`).value++;
     vm.start();
@@ -193,6 +228,12 @@ export class EnvoyProcess implements EnvoyProcessApi, ProcessCore {
     }
   }
 
+  maybeDropGroup(group: VmGroup): void {
+    if (group.plugins.size > 0 || !this.groups.has(group.key)) return;
+    if ([group.main, ...group.workers].some((vm) => vm && vm.pendingRemovals > 0)) return;
+    this.dropGroup(group);
+  }
+
   dropGroup(group: VmGroup): void {
     for (const vm of [group.base, group.main, ...group.workers]) if (vm) this.destroyVm(group, vm);
     this.groups.delete(group.key);
@@ -232,13 +273,14 @@ export class PluginHandleImpl implements PluginHandle {
     const id = vm.allocContextId();
     const ctx = new Ctx(id, "stream", plugin, root, this.group.vmId);
     vm.contexts.set(id, ctx);
+    vm.streamStarted(plugin);
     return new StreamImpl("vm", vm, ctx, plugin, conn, worker, proc.minor);
   }
 
   /** FAIL_RELOAD (§3.3): a fresh VM once now − last load ≥ JitteredLowerBound backoff in [base, 1.5·base) */
   private maybeReload(worker: number): Vm {
     const proc = this.proc, group = this.group, old = group.workers[worker];
-    const now = proc.nowMs();
+    const now = proc.monoMs();
     const base = this.plugin.reloadBackoffMs;
     this.backoff[worker] ??= base + Math.floor(proc.random() * base * 0.5);
     const stat = (s: string) => proc.stats.counter(`wasm.${this.plugin.name}.${s}`);
@@ -278,11 +320,14 @@ export class PluginHandleImpl implements PluginHandle {
   memoryBytes(worker: number): number {
     return this.group.workers[worker].mem.size;
   }
+  /** the plugin's configuration is removed: roots without live streams get on_done/on_delete now, the others when
+   *  their last stream ends (the streams hold the plugin handle, §13.5); the VMs (and the vm_id's shared data) go
+   *  when no plugin and no such root is left */
   remove(): void {
     const g = this.group;
     if (!g.plugins.has(this.plugin)) return;
-    for (const vm of [g.main, ...g.workers]) if (vm && !vm.failed) vm.removeRoot(this.plugin);
+    for (const vm of [g.main, ...g.workers]) if (vm) vm.releasePlugin(this.plugin);
     g.plugins.delete(this.plugin);
-    if (g.plugins.size === 0) this.proc.dropGroup(g);
+    this.proc.maybeDropGroup(g);
   }
 }

@@ -2,7 +2,7 @@
 import { R, encodePairsBytes, utf8Enc } from "./memory.ts";
 import { hmByteSize, hmGet } from "./headers.ts";
 import { encodeMetadata, encodeNode } from "./protobuf.ts";
-import type { HeaderList } from "./api.ts";
+import type { DownstreamConnection, HeaderList } from "./api.ts";
 import type { Ctx } from "./types.ts";
 import type { Vm } from "./vm.ts";
 
@@ -96,6 +96,26 @@ function addrPV(a: string | undefined): PV | undefined {
   return { t: "map", v: m };
 }
 
+/** ConnectionWrapper (§13.2): mtls and requested_server_name always; the TLS attributes only on a TLS connection,
+ *  SAN attributes only when the certificate has one (the first is returned) */
+function connectionPV(c: DownstreamConnection): PV {
+  const t = c.tls;
+  const m = new Map<string, PV>([["id", int(c.id)], ["mtls", { t: "bool", v: t?.peerCertificatePresented ?? false }],
+    ["requested_server_name", str(t?.sni ?? "")]]);
+  if (t) {
+    m.set("tls_version", str(t.version));
+    m.set("subject_local_certificate", str(t.subjectLocal));
+    m.set("subject_peer_certificate", str(t.subjectPeer));
+    const first = (k: string, l: string[]) => { if (l.length > 0) m.set(k, str(l[0])); };
+    first("uri_san_local_certificate", t.uriSanLocal);
+    first("uri_san_peer_certificate", t.uriSanPeer);
+    first("dns_san_local_certificate", t.dnsSanLocal);
+    first("dns_san_peer_certificate", t.dnsSanPeer);
+    if (t.sha256PeerDigest !== "") m.set("sha256_peer_certificate_digest", str(t.sha256PeerDigest));
+  }
+  return { t: "map", v: m };
+}
+
 /** the value for the first path segment, or undefined (NotFound) */
 function top(vm: Vm, ctx: Ctx, seg: string): PV | undefined {
   const minor = vm.proc.minor;
@@ -125,8 +145,7 @@ function top(vm: Vm, ctx: Ctx, seg: string): PV | undefined {
     case "source": return addrPV(s.conn.sourceAddress);
     case "destination": return addrPV(s.conn.destinationAddress);
     case "connection_id": return int(s.conn.id);
-    case "connection":
-      return { t: "map", v: new Map<string, PV>([["id", int(s.conn.id)], ["mtls", { t: "bool", v: false }]]) };
+    case "connection": return connectionPV(s.conn);
     case "upstream": {
       if (!s.upstream) return undefined;
       const u = addrPV(s.upstream.port !== undefined && !/:\d+$/.test(s.upstream.address)
@@ -160,7 +179,7 @@ function top(vm: Vm, ctx: Ctx, seg: string): PV | undefined {
         m.set("size", int(size));
         m.set("total_size", int(size + (s.reqMap ? hmByteSize(s.reqMap) : 0)));
       }
-      if (s.logPhase) m.set("duration", int(BigInt(Math.round((s.endMs - s.startMs) * 1e6))));
+      if (s.logPhase) m.set("duration", int(BigInt(Math.round((s.endMono - s.startMono) * 1e6))));
       return { t: "map", v: m };
     }
     case "response": {

@@ -31,10 +31,13 @@ export abstract class StreamBase {
   protected bodyLive = [false, false];
   // set while this stream's own callback runs (after-call actions are recorded, not run)
   protected inStep = false;
+  /** §13.1: proxy_close_stream / proxy_send_local_response called for this stream since its last callback began */
+  protected acted: "close" | "reply" | null = null;
   // properties
   headersSeen = false;
-  startMs: number;
-  endMs = 0;
+  startMs: number;   // wall clock (request.time)
+  startMono: number; // steady clock (request.duration)
+  endMono = 0;
   responseCode: number | undefined;
   codeDetails: string | undefined;
   upstream: { address: string; port?: number; clusterName?: string } | undefined;
@@ -47,6 +50,7 @@ export abstract class StreamBase {
   constructor(readonly mode: Mode, readonly vm: Vm | null, readonly ctx: Ctx | null, readonly plugin: PluginRt,
               readonly conn: DownstreamConnection, readonly worker: number, protected readonly minor: number) {
     this.startMs = vm ? vm.proc.nowMs() : Date.now();
+    this.startMono = vm ? vm.proc.monoMs() : performance.now();
   }
   get contextId(): number {
     return this.ctx ? this.ctx.id : 0;
@@ -114,13 +118,37 @@ export abstract class StreamBase {
     this.phase = phase;
     this.phaseEos = eos;
     this.inStep = true;
+    this.acted = null;
+    let r: number | undefined;
     try {
-      return vm.call(name, this.ctx!, this.ctx!.id, n, eos ? 1 : 0);
+      r = vm.call(name, this.ctx!, this.ctx!.id, n, eos ? 1 : 0);
     } finally {
       this.inStep = false;
       this.phase = "";
       this.phaseEos = false;
     }
+    this.checkReturn(name, r);
+    return r;
+  }
+
+  /** §13.1: Envoy runs the deferred reset / local reply when the outermost VM call returns, i.e. before the filter
+   *  manager reads the status. Continue then runs the next filter (the router) on a destroyed stream: a defect. */
+  protected checkReturn(name: string, r: number | undefined): void {
+    const vm = this.vm!;
+    if (r === undefined || this.acted === null || vm.failed) return;
+    const kind = name.endsWith("_headers") ? "headers" : name.endsWith("_body") ? "body" : "trailers";
+    const isContinue = kind === "headers" ? r === 0 || r === 2 : r === 0;
+    if (!isContinue) return;
+    const what = this.acted === "close" ? "proxy_close_stream" : "proxy_send_local_response";
+    const want = kind === "body" ? "StopIterationNoBuffer (3)" : "StopIteration (1)";
+    vm.proc.recordDefect({
+      kind: this.acted === "close" ? "continue_after_close_stream" : "continue_after_local_reply",
+      callback: name, returned: r, contextId: this.ctx!.id, vm: vm.name,
+      message: `${name} (context ${this.ctx!.id}, ${vm.name}) returned ${r === 2 ? "ContinueAndEndStream (2)" : "Continue (0)"} ` +
+        `after ${what} in the same callback: Envoy runs the deferred ${this.acted === "close" ? "reset" : "local reply"} ` +
+        `before it reads the status and then continues the filter chain on a destroyed stream (crash class, ` +
+        `envoy-host.md §13.1); return ${want}`,
+    });
   }
 
   protected ensureCreated(): void {
@@ -156,7 +184,15 @@ export abstract class StreamBase {
     this.bodyLive[0] = this.bodyLive[1] = false;
     const vm = this.vm, ctx = this.ctx;
     if (this.mode !== "vm" || !vm || !ctx) return;
-    this.endMs = vm.proc.nowMs();
+    try {
+      this.finishVm(vm, ctx);
+    } finally {
+      vm.streamEnded(this.plugin);
+    }
+  }
+
+  private finishVm(vm: Vm, ctx: Ctx): void {
+    this.endMono = vm.proc.monoMs();
     if (!vm.failed) {
       this.logPhase = true;
       this.ensureCreated();

@@ -23,6 +23,7 @@ export abstract class StreamReplies extends StreamBase {
   sendLocalResponse(req: LocalReplyReq): R {
     if (this.minor <= 32 && this.localReplyCalls >= 1) return R.BadArgument; // local_reply_hold_
     this.localReplyCalls++;
+    if (this.acted === null) this.acted = "reply";
     this.vm!.addAfter(() => {
       if (this.ended) return;
       if (this.inStep) this.pendingReplies.push(req);
@@ -32,6 +33,7 @@ export abstract class StreamReplies extends StreamBase {
   }
   closeStream(): void {
     this.codeDetails ??= "wasm_close_stream";
+    this.acted = "close";
     this.vm!.addAfter(() => {
       if (this.ended) return;
       if (this.inStep) this.pendingClose = true;
@@ -68,6 +70,7 @@ export abstract class StreamReplies extends StreamBase {
     this.respLive = true;
     this.inStep = true;
     this.phase = "lr";
+    this.acted = null;
     let r: number | undefined;
     try {
       r = this.vm!.call("proxy_on_response_headers", this.ctx!, this.ctx!.id, headers.length, body.length === 0 ? 1 : 0);
@@ -75,6 +78,7 @@ export abstract class StreamReplies extends StreamBase {
       this.inStep = false;
       this.phase = "";
     }
+    this.checkReturn("proxy_on_response_headers", r);
     this.respLive = false;
     if (this.vm!.failed) return this.failResult() ?? this.replyResult(headers, body, req.details);
     if (this.pendingClose) return this.doReset();

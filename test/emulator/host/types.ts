@@ -1,5 +1,5 @@
 // Internal types shared by the host modules.
-import type { FailurePolicy, LogEntry, LogLevel } from "./api.ts";
+import type { FailurePolicy, HostDefect, LogEntry, LogLevel } from "./api.ts";
 import type { SharedDataStore } from "./shared_data.ts";
 import type { StatsStore } from "./stats.ts";
 import type { ParsedModule } from "./wasm_parse.ts";
@@ -28,9 +28,13 @@ export interface ProcessCore {
   readonly stats: StatsStore;
   readonly timers: TickScheduler;
   readonly node: NodeInfo;
+  /** wall clock, ms (§13.4) */
   nowMs(): number;
+  /** steady clock, ms (timers, backoff) */
+  monoMs(): number;
   monoNs(): bigint;
   emitLog(e: LogEntry): void;
+  recordDefect(d: HostDefect): void;
 }
 
 /** One filter config ("plugin") as the host keeps it. */

@@ -37,6 +37,11 @@ export class Vm {
   readonly roots = new Map<PluginRt, Ctx>();
   /** plugins whose on_vm_start/on_configure returned true on this VM (filter installed, §2.2 step 3) */
   readonly installed = new Set<PluginRt>();
+  /** live streams per plugin: each holds the plugin handle, so a removed plugin's root lives on until they end (§13.5) */
+  private readonly live = new Map<PluginRt, number>();
+  private readonly removing = new Set<PluginRt>();
+  /** called when a deferred root removal completed (the process may drop the VM group then) */
+  onRootRemoved: (() => void) | undefined;
   private nextId = 1;
   failed = false;
   destroyed = false;
@@ -63,7 +68,7 @@ export class Vm {
     this.vmCtx = new Ctx(0, "vm", null, null, group.vmId);
     this.current = this.vmCtx;
     this.contexts.set(0, this.vmCtx);
-    this.loadedAtMs = proc.nowMs();
+    this.loadedAtMs = proc.monoMs();
   }
 
   get abi01(): boolean {
@@ -242,6 +247,12 @@ export class Vm {
     return this.nextId++;
   }
 
+  /** ContextBase::error: cpp-host's default aborts; Envoy's Context::error is ENVOY_LOG(trace, message) (§13.5) */
+  hostError(message: string): void {
+    if (this.proc.logLevel > 0) return;
+    this.proc.emitLog({ level: "trace", message, line: message, vm: this.name, contextId: this.ctxOrEffective().id });
+  }
+
   log(level: number, message: string, ctx: Ctx): void {
     if (level < this.proc.logLevel) return;
     const line = `wasm log${ctx.logPrefix}: ${message}`;
@@ -270,6 +281,29 @@ export class Vm {
     const ok = !this.failed && cf !== 0;
     if (ok) this.installed.add(plugin);
     return ok;
+  }
+
+  streamStarted(plugin: PluginRt): void {
+    this.live.set(plugin, (this.live.get(plugin) ?? 0) + 1);
+  }
+  streamEnded(plugin: PluginRt): void {
+    const n = (this.live.get(plugin) ?? 1) - 1;
+    this.live.set(plugin, n);
+    if (n > 0 || !this.removing.has(plugin)) return;
+    this.removing.delete(plugin);
+    if (!this.failed) this.removeRoot(plugin); // a failed VM gets no more callbacks (§3.3)
+    else this.roots.delete(plugin);
+    this.onRootRemoved?.();
+  }
+  /** the plugin's configuration is gone: remove its root now, or when its last live stream ends (§13.5) */
+  releasePlugin(plugin: PluginRt): void {
+    this.installed.delete(plugin);
+    if ((this.live.get(plugin) ?? 0) > 0) this.removing.add(plugin);
+    else if (!this.failed) this.removeRoot(plugin);
+    else this.roots.delete(plugin);
+  }
+  get pendingRemovals(): number {
+    return this.removing.size;
   }
 
   /** plugin removal (§2.4): on_done(R); true → on_delete(R); false → wait for proxy_done() */

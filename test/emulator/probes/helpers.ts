@@ -36,5 +36,5 @@ export function scratch(h: PluginHandleImpl, w: number | "main"): Uint8Array {
   return bytesAt(h, w, u32(h, w, SCRATCH_PTR), u32(h, w, SCRATCH_LEN));
 }
 export function messages(proc: EnvoyProcess, vm?: string): string[] {
-  return proc.logs.filter((l) => vm === undefined || l.vm === vm).map((l) => l.message);
+  return proc.logs.filter((l) => (vm === undefined || l.vm === vm) && !l.line.startsWith("wasm defect: ")).map((l) => l.message);
 }

@@ -85,6 +85,8 @@ export interface AdminServerOptions {
   draining(): boolean;
   /** POST /quitquitquit: close the proxy */
   quit(): void;
+  /** test hook POST /emulator/wall_clock?step_ms=<ms> (§13.4); undefined when the host has no wall clock */
+  stepWallClock?: (ms: number) => void;
 }
 
 export function createAdminServer(o: AdminServerOptions): http.Server {
@@ -122,6 +124,14 @@ export function createAdminServer(o: AdminServerOptions): http.Server {
         return send(200, "application/json", JSON.stringify(demoState(), null, 2));
       case "/server_info":
         return send(200, "application/json", JSON.stringify({ state: o.draining() ? "DRAINING" : "LIVE", command_line_options: { concurrency } }));
+      case "/emulator/wall_clock": {
+        if (req.method !== "POST") return send(405, "text/plain", "This endpoint requires POST\n");
+        const ms = Number(u.searchParams.get("step_ms"));
+        if (!o.stepWallClock) return send(404, "text/plain", "no emulated wall clock\n");
+        if (!Number.isFinite(ms)) return send(400, "text/plain", "step_ms must be a number of milliseconds\n");
+        o.stepWallClock(ms);
+        return send(200, "text/plain", "OK\n");
+      }
       case "/quitquitquit":
         if (req.method !== "POST") return send(405, "text/plain", "This endpoint requires POST\n");
         send(200, "text/plain", "OK\n");

@@ -2,16 +2,17 @@
 // subset is an error naming its path; nothing is silently ignored. The same envoy/envoy.yaml is used by real Envoy
 // (validated there with ../shared/tools/check-envoy-config.mjs), so this reader only has to say "supported or not".
 import { parse as parseYaml } from "yaml";
-import { FieldReader, type Obj } from "./bootstrap_fields.ts";
+import type { Obj } from "./bootstrap_fields.ts";
+import { TlsReader } from "./bootstrap_tls.ts";
 import {
   BootstrapError, type ClusterConfig, type HcmConfig, type ProxyBootstrap, type RouteEntry, type SocketAddress, type VirtualHost,
-  type WasmFilterConfig,
+  type WasmFilterConfig, type TlsListenerConfig,
 } from "./bootstrap_types.ts";
 
 export { durationMs } from "./bootstrap_fields.ts";
 export { BootstrapError } from "./bootstrap_types.ts";
 export type {
-  ClusterConfig, HcmConfig, ProxyBootstrap, RouteEntry, SocketAddress, VirtualHost, WasmFilterConfig,
+  TlsListenerConfig, ClusterConfig, HcmConfig, ProxyBootstrap, RouteEntry, SocketAddress, VirtualHost, WasmFilterConfig,
 } from "./bootstrap_types.ts";
 
 const T_HCM = "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
@@ -38,7 +39,7 @@ export function readBootstrap(doc: unknown): ProxyBootstrap {
   return out;
 }
 
-class Reader extends FieldReader {
+class Reader extends TlsReader {
   bootstrap(doc: unknown): ProxyBootstrap | undefined {
     const b = this.obj("", doc, ["node", "admin", "static_resources", "stats_config"]);
     if (!b) return undefined;
@@ -119,8 +120,10 @@ class Reader extends FieldReader {
       this.err(`${path}.filter_chains`, `exactly one filter chain is supported (found ${chains.length})`);
       if (chains.length === 0) return undefined;
     }
-    const fc = this.obj(`${path}.filter_chains[0]`, chains[0], ["filters"]);
+    const fc = this.obj(`${path}.filter_chains[0]`, chains[0], ["filters", "transport_socket"]);
     if (!fc) return undefined;
+    const tls = fc.transport_socket === undefined ? undefined
+      : this.transportSocket(`${path}.filter_chains[0].transport_socket`, fc.transport_socket);
     const filters = this.list(`${path}.filter_chains[0].filters`, fc.filters);
     if (filters.length !== 1) {
       this.err(`${path}.filter_chains[0].filters`, "exactly one network filter (the HTTP connection manager) is supported");
@@ -132,12 +135,13 @@ class Reader extends FieldReader {
     if (f.name !== "envoy.filters.network.http_connection_manager") this.err(`${fp}.name`, "only envoy.filters.network.http_connection_manager");
     const hcm = this.hcm(`${fp}.typed_config`, f.typed_config);
     if (!hcm || !address) return undefined;
-    return { name, address, hcm };
+    return { name, address, hcm, tls };
   }
 
   private hcm(path: string, v: unknown): HcmConfig | undefined {
     const h = this.any(path, v, T_HCM, [
       "stat_prefix", "codec_type", "stream_idle_timeout", "upgrade_configs", "http2_protocol_options", "route_config", "http_filters",
+      "use_remote_address", "xff_num_trusted_hops", "skip_xff_append", "max_request_headers_kb", "common_http_protocol_options",
     ]);
     if (!h) return undefined;
     const statPrefix = this.str(`${path}.stat_prefix`, h.stat_prefix, true) ?? "";
@@ -202,7 +206,34 @@ class Reader extends FieldReader {
       wasm = this.wasm(`${fp}.typed_config`, o.typed_config, String(o.name));
     });
     if (filters.length === 0) this.err(`${path}.http_filters`, "at least the router is required");
-    return { statPrefix, codecType, streamIdleTimeoutMs, websocketUpgrade, allowConnect, routeConfigName, virtualHosts, wasm };
+    const bool = (k: string): boolean => {
+      if (h[k] === undefined) return false;
+      if (typeof h[k] !== "boolean") this.err(`${path}.${k}`, "expected a bool");
+      return h[k] === true;
+    };
+    const uint = (p: string, v: unknown, dflt: number, max: number): number => {
+      if (v === undefined) return dflt;
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max) {
+        this.err(p, `expected an integer 0..${max}`);
+        return dflt;
+      }
+      return v;
+    };
+    let maxHeadersCount = 100;
+    if (h.common_http_protocol_options !== undefined) {
+      const o = this.obj(`${path}.common_http_protocol_options`, h.common_http_protocol_options, ["max_headers_count"]);
+      if (o) maxHeadersCount = uint(`${path}.common_http_protocol_options.max_headers_count`, o.max_headers_count, 100, 2 ** 32 - 1);
+    }
+    const maxRequestHeadersKb = uint(`${path}.max_request_headers_kb`, h.max_request_headers_kb, 60, 8192);
+    if (h.max_request_headers_kb === 0) this.err(`${path}.max_request_headers_kb`, "must be greater than 0");
+    return {
+      statPrefix, codecType, streamIdleTimeoutMs, websocketUpgrade, allowConnect, routeConfigName, virtualHosts, wasm,
+      useRemoteAddress: bool("use_remote_address"),
+      xffNumTrustedHops: uint(`${path}.xff_num_trusted_hops`, h.xff_num_trusted_hops, 0, 2 ** 32 - 1),
+      skipXffAppend: bool("skip_xff_append"),
+      maxRequestHeadersKb,
+      maxHeadersCount: maxHeadersCount === 0 ? 100 : maxHeadersCount,
+    };
   }
 
   private route(path: string, v: unknown): RouteEntry | undefined {

@@ -28,8 +28,21 @@ export interface WasmFilterConfig {
   environment?: Record<string, string>;
 }
 
+/** filter_chains[0].transport_socket: DownstreamTlsContext (file paths as written in the bootstrap) */
+export interface TlsListenerConfig {
+  certChain: string;
+  privateKey: string;
+  trustedCa?: string;                 // validation_context.trusted_ca: client certificates are requested and verified
+  requireClientCertificate: boolean;
+}
+
 export interface HcmConfig {
   statPrefix: string;
+  useRemoteAddress: boolean;   // default false (§13.2)
+  xffNumTrustedHops: number;   // default 0
+  skipXffAppend: boolean;      // default false
+  maxRequestHeadersKb: number; // default 60 (§13.3)
+  maxHeadersCount: number;     // common_http_protocol_options.max_headers_count, default 100
   codecType: string;
   streamIdleTimeoutMs: number; // default 300000; 0 = disabled
   websocketUpgrade: boolean;
@@ -52,7 +65,7 @@ export interface ProxyBootstrap {
   admin?: SocketAddress;
   statsTags: Array<{ tagName: string; regex: string }>;
   useAllDefaultTags: boolean;
-  listener: { name: string; address: SocketAddress; hcm: HcmConfig };
+  listener: { name: string; address: SocketAddress; hcm: HcmConfig; tls?: TlsListenerConfig };
   clusters: Map<string, ClusterConfig>;
 }
 

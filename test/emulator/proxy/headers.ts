@@ -1,9 +1,7 @@
 // Header handling of the HCM and router (envoy-host.md §2.8, §7.4, §8.2), independent of sockets.
-import { randomUUID } from "node:crypto";
-import type { IncomingMessage } from "node:http";
 import type { HeaderList } from "../host/api.ts";
+import { RESPONSE_INLINE, mergedPairs } from "./hcm.ts";
 
-const ALWAYS_STRIPPED = new Set(["keep-alive", "proxy-connection", "transfer-encoding"]);
 const HOP_BY_HOP_RESPONSE = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"]);
 
 /** rawHeaders → lower-cased pairs in wire order. */
@@ -13,37 +11,15 @@ export function rawPairs(raw: string[]): HeaderList {
   return out;
 }
 
-/** Is this an HTTP/1 upgrade request (Upgrade present, Connection has the token "upgrade")? */
+/** Utility::isUpgrade on the merged map: Upgrade present and the (merged) Connection value has the token "upgrade" */
 export function isUpgradeRequest(pairs: HeaderList): boolean {
   const upgrade = pairs.some(([k]) => k === "upgrade");
-  const conn = pairs.filter(([k]) => k === "connection").flatMap(([, v]) => v.split(","));
+  const conn = (pairs.find(([k]) => k === "connection")?.[1] ?? "").split(",");
   return upgrade && conn.some((t) => t.trim().toLowerCase() === "upgrade");
 }
 
 export function upgradeType(pairs: HeaderList): string {
   return (pairs.find(([k]) => k === "upgrade")?.[1] ?? "").trim().toLowerCase();
-}
-
-/** The request header map as the Wasm filter receives it in on_request_headers (HCM mutations applied). */
-export function requestHeadersForFilter(req: IncomingMessage, upgrade: boolean): HeaderList {
-  const pairs = rawPairs(req.rawHeaders);
-  const authority = pairs.find(([k]) => k === "host")?.[1] ?? "";
-  const xfp = pairs.find(([k]) => k === "x-forwarded-proto")?.[1];
-  const out: HeaderList = [
-    [":authority", authority],
-    [":path", req.url ?? "/"],
-    [":method", req.method ?? "GET"],
-    [":scheme", (xfp ?? "http").toLowerCase()],
-  ];
-  for (const [k, v] of pairs) {
-    if (k === "host" || ALWAYS_STRIPPED.has(k)) continue;
-    if (!upgrade && (k === "connection" || k === "upgrade")) continue;
-    if (!upgrade && k === "te" && v.trim().toLowerCase() !== "trailers") continue;
-    out.push([k, v]);
-  }
-  if (!xfp) out.push(["x-forwarded-proto", "http"]);
-  if (!pairs.some(([k]) => k === "x-request-id")) out.push(["x-request-id", randomUUID()]);
-  return out;
 }
 
 export function headerValue(h: HeaderList, name: string): string | undefined {
@@ -59,9 +35,9 @@ export function upstreamRequestHeaders(h: HeaderList): { method: string; path: s
   return { method: headerValue(h, ":method") ?? "GET", path: headerValue(h, ":path") ?? "/", flat };
 }
 
-/** Response headers from the upstream, as the filter sees them in on_response_headers. */
+/** Response headers from the upstream, as the filter sees them in on_response_headers (inline headers merged, §13.3). */
 export function responseHeadersForFilter(status: number, raw: string[], serviceTimeMs: number): HeaderList {
-  return [[":status", String(status)], ...rawPairs(raw), ["x-envoy-upstream-service-time", String(Math.max(0, Math.round(serviceTimeMs)))]];
+  return [[":status", String(status)], ...mergedPairs(raw, RESPONSE_INLINE), ["x-envoy-upstream-service-time", String(Math.max(0, Math.round(serviceTimeMs)))]];
 }
 
 /** After the filter chain: drop pseudo and (for non-upgrades) hop-by-hop headers; Envoy's server header. */

@@ -3,15 +3,15 @@
 // 127.0.0.1 only. Downstream connections are spread over the worker VMs round robin (Envoy's listener balancing).
 import { readFileSync } from "node:fs";
 import http from "node:http";
-import type net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type {
-  EnvoyProcessApi, EnvoyVersion, FilterStream, LogEntry, LogLevel, PluginHandle, PluginOptions, ProcessOptions,
+  EnvoyProcessApi, EnvoyVersion, LogEntry, LogLevel, PluginHandle, PluginOptions, ProcessOptions,
 } from "../host/api.ts";
 import { adminViews, createAdminServer, type DemoState, type EndpointState } from "./admin.ts";
 import { readBootstrap, parseBootstrapYaml, type ClusterConfig, type ProxyBootstrap, type RouteEntry, type SocketAddress } from "./bootstrap.ts";
-import { headerValue, isUpgradeRequest, rawPairs, requestHeadersForFilter, upgradeType, responseHead } from "./headers.ts";
+import { headerValue } from "./headers.ts";
+import { createListener, defaultLocalIp } from "./listener.ts";
 import { ProxyStats } from "./stats.ts";
 import { ProxyStream, type StreamEnv } from "./stream.ts";
 
@@ -25,7 +25,8 @@ export interface ProxyOptions {
   configPath?: string;
   /** … or its content: YAML text or an already parsed object */
   config?: string | object;
-  /** module to load instead of vm_config.code.local.filename (default: /etc/envoy/<f>.wasm → build/<f>.wasm) */
+  /** module to load instead of vm_config.code.local.filename (default: /etc/envoy/<f>.wasm → build/<f>.wasm; a
+   *  relative filename is resolved against the working directory, as Envoy does) */
   wasmPath?: string;
   /** replaces the plugin configuration StringValue from the bootstrap */
   pluginConfiguration?: string;
@@ -41,6 +42,9 @@ export interface ProxyOptions {
   process?: EnvoyProcessApi;
   logLevel?: LogLevel;
   onLog?: (e: LogEntry) => void;
+  /** Envoy's local_info address, appended to x-forwarded-for for a loopback peer when use_remote_address is set
+   *  (§13.2); default: the host's first non-loopback IPv4 address, else 127.0.0.1 */
+  localAddress?: string;
   /** extra admin routes, e.g. a demo page: path → handler */
   adminRoutes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
 }
@@ -60,6 +64,10 @@ export interface RunningProxy {
   stat(name: string): number | undefined;
   endpoints(): EndpointState[];
   demoState(): DemoState;
+  /** §13.4: step the emulated Envoy's wall clock by ms (negative = backward); ticks stay monotonic. Also reachable
+   *  from another process as admin POST /emulator/wall_clock?step_ms=<ms> (a test hook; real Envoy has none). */
+  stepWallClock(ms: number): void;
+  /** stops everything; rejects with HostDefectError (after the shutdown) if the module had a §13.1 defect */
   close(): Promise<void>;
 }
 
@@ -69,7 +77,7 @@ export class ProxyStartError extends Error {}
 export function resolveWasmPath(filename: string, override?: string): string {
   if (override) return override;
   if (filename.startsWith("/etc/envoy/")) return path.join(REPO_ROOT, "build", path.basename(filename));
-  return path.isAbsolute(filename) ? filename : path.join(REPO_ROOT, filename);
+  return path.resolve(process.cwd(), filename); // Envoy opens a relative filename against its working directory
 }
 
 function loadBootstrap(opts: ProxyOptions): ProxyBootstrap {
@@ -203,55 +211,11 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
     nextConnectionId: () => ++connectionIds,
   };
 
-  // ---- listener
-  const connInfo = new WeakMap<net.Socket, { id: number; worker: number }>();
-  const openSockets = new Set<net.Socket>();
-  let nextWorker = 0;
-  const server = http.createServer({ keepAlive: true });
-  server.on("connection", (s: net.Socket) => {
-    connInfo.set(s, { id: ++connectionIds, worker: nextWorker++ % concurrency });
-    openSockets.add(s);
-    stats.inc(`http.${sp}.downstream_cx_total`);
-    stats.gaugeAdd(`http.${sp}.downstream_cx_active`, 1);
-    s.on("close", () => {
-      openSockets.delete(s);
-      stats.gaugeAdd(`http.${sp}.downstream_cx_active`, -1);
-    });
-  });
-  const newFilterStream = (s: net.Socket): FilterStream | undefined => {
-    if (!plugin) return undefined;
-    const ci = connInfo.get(s) ?? { id: ++connectionIds, worker: 0 };
-    return plugin.newStream(ci.worker, {
-      id: ci.id,
-      sourceAddress: `${s.remoteAddress ?? "127.0.0.1"}:${s.remotePort ?? 0}`,
-      destinationAddress: `${s.localAddress ?? "127.0.0.1"}:${s.localPort ?? 0}`,
-      protocol: "HTTP/1.1",
-    });
-  };
-  server.on("request", (req: http.IncomingMessage, res: http.ServerResponse) => {
-    stats.inc(`http.${sp}.downstream_rq_total`);
-    const headers = requestHeadersForFilter(req, false);
-    const len = Number(req.headers["content-length"] ?? 0);
-    const hasBody = len > 0 || /chunked/i.test(String(req.headers["transfer-encoding"] ?? ""));
-    const st = new ProxyStream(env, { kind: "http", req, res }, newFilterStream(req.socket));
-    streams.add(st);
-    st.start(headers, !hasBody);
-  });
-  server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    stats.inc(`http.${sp}.downstream_rq_total`);
-    const pairs = rawPairs(req.rawHeaders);
-    if (!isUpgradeRequest(pairs) || !hcm.websocketUpgrade || upgradeType(pairs) !== "websocket") {
-      // upgrade not allowed: 403 upgrade_failed before the filter sees headers (§2.5 D), connection closed
-      stats.inc(`http.${sp}.downstream_rq_4xx`);
-      socket.end(responseHead(403, "Forbidden", [["content-length", "0"], ["date", new Date().toUTCString()], ["server", "envoy"], ["connection", "close"]]));
-      return;
-    }
-    const st = new ProxyStream(env, { kind: "upgrade", req, socket, head }, newFilterStream(socket));
-    streams.add(st);
-    st.start(requestHeadersForFilter(req, true), false);
-  });
-  server.on("clientError", (_err, socket: net.Socket) => {
-    if (socket.writable) socket.end("HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+  // ---- listener (codec limits, HCM header mutation, TLS): listener.ts
+  const { server, openSockets } = createListener({
+    bs, env, stats, concurrency, plugin, streams,
+    localIp: opts.localAddress ?? defaultLocalIp(),
+    minor: Number((opts.envoyVersion ?? "1.36").split(".")[1]),
   });
 
   const listenPort = opts.listenerPortOverride ?? bs.listener.address.port;
@@ -259,14 +223,20 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
 
   // ---- admin
   const views = adminViews({ host, stats, statPrefix: sp, endpointState, listenerPort: () => port(server) });
+  const stepWallClock = (ms: number): void => {
+    if (!host?.stepWallClock) throw new Error("the host of this proxy has no wall clock to step");
+    host.stepWallClock(ms);
+  };
   const { statsText, statsPrometheus, demoState } = views;
   let closing: Promise<void> | undefined;
   const admin = createAdminServer({
     views,
     concurrency,
     customRoute: (p) => opts.adminRoutes?.[p],
+    stepWallClock: host?.stepWallClock ? stepWallClock : undefined,
     draining: () => closing !== undefined,
-    quit: () => void proxy.close(),
+    // a module defect (§13.1) makes close() reject; the admin caller has already had its 200, so report it here
+    quit: () => void proxy.close().catch((e: Error) => console.error(`loopback proxy: ${e.message}`)),
   });
   const adminPort = opts.adminPortOverride ?? bs.admin?.port ?? 0;
   try {
@@ -293,6 +263,7 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
     stat: (name) => stats.get(name) ?? host?.stats.get(name),
     endpoints: () => [...endpointState.values()].map((e) => ({ ...e })),
     demoState,
+    stepWallClock,
     close: () => {
       closing ??= (async () => {
         for (const st of [...streams]) st.abort();

@@ -90,7 +90,7 @@ export function wasiImports(vm: Vm, env: Record<string, string>): Record<string,
       return NOSYS;
     },
     proc_exit() {
-      vm.log(0, "wasi_unstable proc_exit", vm.ctxOrEffective());
+      vm.hostError("wasi_unstable proc_exit");
     },
     path_open() {
       return NOENT;

@@ -1,0 +1,117 @@
+// envoy-host.md §13.3: header maps as Envoy's HTTP/1 codec builds them — repeated inline headers merged with ","
+// (and Envoy's own upgrade decision on the merged value), other repeated headers kept separate (value → first,
+// pairs → all), and the codec's limits (431 before any filter runs).
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { parsePairs, type PluginHandleImpl } from "./host/index.ts";
+import { Probe, RES } from "./probes/build.ts";
+import { conn, start } from "./probes/helpers.ts";
+import { bootstrap, rawExchange, startInProxy, statusLine, type InProxy } from "./probes/in_proxy.ts";
+import { startPods, type PodServer } from "../support/pods.ts";
+
+// slot 0: on_request_headers calls; 1: get(connection); 2: get(x-custom); 3: get_pairs; 4: on_log calls
+function headerProbe(ret = "(i32.const 0)"): Uint8Array {
+  const p = new Probe();
+  p.on("proxy_on_request_headers", `
+    ${p.store(0, `(i32.add (i32.load (i32.const ${RES})) (i32.const 1))`)}
+    ${p.store(1, `(call $proxy_get_header_map_value (i32.const 0) ${p.s("connection")} (i32.const 512) (i32.const 516))`)}
+    ${p.store(2, `(call $proxy_get_header_map_value (i32.const 0) ${p.s("x-custom")} (i32.const 520) (i32.const 524))`)}
+    ${p.store(3, "(call $proxy_get_header_map_pairs (i32.const 0) (i32.const 528) (i32.const 532))")}
+    ${ret}`);
+  p.on("proxy_on_log", p.store(4, `(i32.add (i32.load (i32.const ${RES + 16})) (i32.const 1))`));
+  return p.build();
+}
+
+function read(h: PluginHandleImpl) {
+  const m = h.vm(0).mem;
+  m.refresh();
+  const u = (a: number) => m.dv.getUint32(a, true);
+  const str = (slot: number, ptr: number) => (u(RES + 4 * slot) === 0 ? Buffer.from(m.bytes(u(ptr), u(ptr + 4))!).toString("latin1") : undefined);
+  return {
+    calls: u(RES), logs: u(RES + 16),
+    connection: str(1, 512), custom: str(2, 520),
+    pairs: parsePairs(m.bytes(u(528), u(532))!),
+  };
+}
+
+test("§13.3 host: get_header_map_value returns the first of a repeated header, get_header_map_pairs all of them", () => {
+  const { proc, h } = start(headerProbe(), { concurrency: 1 });
+  const s = h.newStream(0, conn());
+  s.decodeHeaders([[":authority", "a"], [":path", "/"], [":method", "GET"], [":scheme", "http"],
+    ["x-custom", "one"], ["x-custom", "two"]], true);
+  const r = read(h);
+  assert.equal(r.custom, "one");
+  assert.deepEqual(r.pairs.filter(([k]) => k === "x-custom"), [["x-custom", "one"], ["x-custom", "two"]]);
+  proc.close();
+});
+
+describe("§13.3 loopback proxy: inline headers merged, upgrade decided on the merged value, 431 limits", () => {
+  let pods: PodServer[];
+  let e: InProxy;
+  before(async () => {
+    pods = await startPods(1);
+    e = await startInProxy(headerProbe(), bootstrap({ hcm: { common_http_protocol_options: { max_headers_count: 8 } } }),
+      { clusterOverrides: { demo_pods: [{ host: "127.0.0.1", port: pods[0].port }] } });
+  });
+  after(async () => {
+    await e.close();
+    await Promise.all(pods.map((p) => p.kill()));
+  });
+
+  test("two Connection lines reach the filter as one value, and the proxy upgrades on that same value", async () => {
+    const r = await rawExchange(e.proxy.listenerPort, ["GET /ws HTTP/1.1", "Host: example.com", "Connection: keep-alive",
+      "Connection: Upgrade", "Upgrade: websocket", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+      "X-Custom: a", "X-Custom: b"]);
+    assert.equal(statusLine(r), "HTTP/1.1 101 Switching Protocols");
+    const got = read(e.h);
+    assert.equal(got.connection, "keep-alive,Upgrade", "merged in wire order, joined with ','");
+    assert.equal(got.pairs.filter(([k]) => k === "connection").length, 1, "one entry");
+    assert.equal(got.custom, "a", "a non-inline repeated header: the first value …");
+    assert.deepEqual(got.pairs.filter(([k]) => k === "x-custom").map(([, v]) => v), ["a", "b"], "… and all in pairs");
+  });
+
+  test("an Upgrade value merged from two lines is not websocket: 403 before the filter sees headers", async () => {
+    const before = read(e.h).calls;
+    const r = await rawExchange(e.proxy.listenerPort, ["GET /ws HTTP/1.1", "Host: example.com", "Connection: Upgrade",
+      "Upgrade: websocket", "Upgrade: h2c", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]);
+    assert.equal(statusLine(r), "HTTP/1.1 403 Forbidden");
+    assert.equal(read(e.h).calls, before);
+  });
+
+  test("more than max_headers_count entries → 431 and no filter callback with headers; merged lines count once", async () => {
+    const before = read(e.h);
+    const eight = ["Host: example.com", "Connection: keep-alive", "Connection: close", "A: 1", "B: 2", "C: 3", "D: 4", "E: 5", "F: 6"];
+    const ok = await rawExchange(e.proxy.listenerPort, ["GET /x HTTP/1.1", ...eight]);
+    assert.notEqual(statusLine(ok), "HTTP/1.1 431 Request Header Fields Too Large", "8 entries after merging");
+    assert.equal(read(e.h).calls, before.calls + 1);
+    const r = await rawExchange(e.proxy.listenerPort, ["GET /x HTTP/1.1", ...eight, "G: 7"]);
+    assert.equal(statusLine(r), "HTTP/1.1 431 Request Header Fields Too Large");
+    assert.match(r, /\r\n\r\nRequest Header Fields Too Large$/);
+    const after = read(e.h);
+    assert.equal(after.calls, before.calls + 1, "on_request_headers did not run for the 431");
+    assert.equal(after.logs, before.logs + 2, "the filter still logs the request (§2.5 D)");
+  });
+
+  test("request headers over max_request_headers_kb (default 60 KiB) → 431", async () => {
+    const big = "x".repeat(60 * 1024);
+    const before = read(e.h).calls;
+    const r = await rawExchange(e.proxy.listenerPort, ["GET /x HTTP/1.1", "Host: example.com", `Big: ${big}`]);
+    assert.equal(statusLine(r), "HTTP/1.1 431 Request Header Fields Too Large");
+    const calls = read(e.h).calls;
+    assert.equal(calls, before, "the 431 ran no filter callback");
+    await rawExchange(e.proxy.listenerPort, ["GET /x HTTP/1.1", "Host: example.com", `Big: ${big.slice(0, 60 * 1024 - 40)}`]);
+    // (the echo pod itself refuses such a head with node's 16 KiB limit; what matters is that the filter saw it)
+    assert.equal(read(e.h).calls, calls + 1, "just under the limit: the filter runs");
+  });
+});
+
+test("§13.3 max_request_headers_kb is read from the HCM", async () => {
+  const e = await startInProxy(headerProbe("(i32.const 1)"), bootstrap({ hcm: { max_request_headers_kb: 1 } }));
+  try {
+    const r = await rawExchange(e.proxy.listenerPort, ["GET /x HTTP/1.1", "Host: example.com", `Big: ${"y".repeat(1100)}`]);
+    assert.equal(statusLine(r), "HTTP/1.1 431 Request Header Fields Too Large");
+    assert.equal(read(e.h).calls, 0);
+  } finally {
+    await e.close();
+  }
+});
