@@ -26,6 +26,18 @@ export interface ListenerDeps {
   /** Envoy's local_info address (appended to XFF for a loopback peer with use_remote_address) */
   localIp: string;
   minor: number;
+  /** test hook: the addresses Envoy would see for a connection from this loopback peer IP (ProxyOptions.networkView) */
+  networkView?: NetworkView;
+}
+
+/** What a connection looks like to Envoy, for tests that play remote clients on loopback: the kernel here only has
+ *  127.x peers connecting to 127.x, so a test maps, e.g., a client bound to 127.0.0.7 to peer 10.1.2.7 reaching the
+ *  pod address 10.0.0.10:8080. Undefined: the socket's own addresses. */
+export type NetworkView = (peerIp: string) => { peer: string; local: string } | undefined;
+
+function splitAddress(a: string): { ip: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(a);
+  return m ? { ip: m[1], port: Number(m[2]) } : { ip: a, port: 0 };
 }
 
 /** Network::Utility::getLocalAddress: the first non-loopback IPv4 address of the host, else loopback */
@@ -75,13 +87,18 @@ export function createListener(d: ListenerDeps): { server: http.Server; openSock
   };
   server.on(t ? "secureConnection" : "connection", onConnection);
 
+  const viewOf = (s: net.Socket) => d.networkView?.(s.remoteAddress ?? "127.0.0.1");
+  const peerOf = (s: net.Socket) => {
+    const v = viewOf(s);
+    return v ? splitAddress(v.peer) : { ip: s.remoteAddress ?? "127.0.0.1", port: s.remotePort ?? 0 };
+  };
   const newFilterStream = (s: net.Socket, sourceAddress: string): FilterStream | undefined => {
     if (!d.plugin) return undefined;
     const ci = connInfo.get(s) ?? { id: env.nextConnectionId(), worker: 0 };
     return d.plugin.newStream(ci.worker, {
       id: ci.id,
       sourceAddress,
-      destinationAddress: `${s.localAddress ?? "127.0.0.1"}:${s.localPort ?? 0}`,
+      destinationAddress: viewOf(s)?.local ?? `${s.localAddress ?? "127.0.0.1"}:${s.localPort ?? 0}`,
       protocol: "HTTP/1.1",
       tls: t ? tlsConnectionInfo(s as tls.TLSSocket) : undefined,
     });
@@ -97,13 +114,14 @@ export function createListener(d: ListenerDeps): { server: http.Server; openSock
       // the codec's local reply; the filter object exists but never sees headers (§2.5 D): create → log → done → delete
       stats.inc(`http.${sp}.downstream_rq_4xx`);
       reply431("Request Header Fields Too Large");
-      const f = newFilterStream(s, `${s.remoteAddress ?? "127.0.0.1"}:${s.remotePort ?? 0}`);
+      const pe = peerOf(s);
+      const f = newFilterStream(s, pe.ip.includes(":") ? `[${pe.ip}]:${pe.port}` : `${pe.ip}:${pe.port}`);
       if (f && !f.ended) f.complete();
       return undefined;
     }
     const { headers, remoteAddress } = mutateRequestHeaders({
       merged, url: req.url ?? "/", method: req.method ?? "GET", upgrade, hcm,
-      peer: { ip: s.remoteAddress ?? "127.0.0.1", port: s.remotePort ?? 0 },
+      peer: peerOf(s),
       localIp: d.localIp, tls: t !== undefined, minor: d.minor,
     });
     return { merged, headers, filter: newFilterStream(s, remoteAddress) };

@@ -11,7 +11,7 @@ import type {
 import { adminViews, createAdminServer, type DemoState, type EndpointState } from "./admin.ts";
 import { readBootstrap, parseBootstrapYaml, type ClusterConfig, type ProxyBootstrap, type RouteEntry, type SocketAddress } from "./bootstrap.ts";
 import { headerValue } from "./headers.ts";
-import { createListener, defaultLocalIp } from "./listener.ts";
+import { createListener, defaultLocalIp, type NetworkView } from "./listener.ts";
 import { ProxyStats } from "./stats.ts";
 import { ProxyStream, type StreamEnv } from "./stream.ts";
 
@@ -45,6 +45,8 @@ export interface ProxyOptions {
   /** Envoy's local_info address, appended to x-forwarded-for for a loopback peer when use_remote_address is set
    *  (§13.2); default: the host's first non-loopback IPv4 address, else 127.0.0.1 */
   localAddress?: string;
+  /** test hook: the peer/local addresses Envoy would see for a loopback peer IP (listener.ts NetworkView) */
+  networkView?: NetworkView;
   /** extra admin routes, e.g. a demo page: path → handler */
   adminRoutes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
 }
@@ -215,6 +217,7 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
   const { server, openSockets } = createListener({
     bs, env, stats, concurrency, plugin, streams,
     localIp: opts.localAddress ?? defaultLocalIp(),
+    networkView: opts.networkView,
     minor: Number((opts.envoyVersion ?? "1.36").split(".")[1]),
   });
 
