@@ -1,0 +1,110 @@
+// Wall-clock steps (envoy-host.md §13.4): proxy_get_current_time_nanoseconds is Envoy's system time, which an NTP step
+// or a VM migration moves by any amount in either direction, while tick timers stay monotonic. Leases must not expire
+// a live VM, caps must not over-admit, and the rate limiter must neither stall nor hand out a fresh burst.
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { finishReply, leases, makeEnv, open, podTotal, reply, ok } from "./support.ts";
+import type { Env, Opened } from "./support.ts";
+
+const HOUR = 3_600_000;
+
+function gauge(e: Env): number {
+  return e.stat("active_connections");
+}
+
+function rejectedWith(o: Opened): number {
+  assert.equal(o.admitted, false);
+  const st = reply(o.r).status;
+  finishReply(o.s);
+  return st;
+}
+
+for (const step of [HOUR, -HOUR]) {
+  test(`§13.4 a wall-clock step of ${step > 0 ? "+" : "−"}1 h: no live VM's shares reclaimed, no over-admission`, () => {
+    const e = makeEnv({ concurrency: 3, config: { rate_limit: null, max_connections_per_pod: 6, max_connections_per_client: 2,
+      tick_ms: 1000, lease_ticks: 2 } });
+    try {
+      e.proc.advance(1500); // every worker beat once
+      const held: Opened[] = [];
+      for (let i = 0; i < 5; i++) held.push(open(e.h, i % 3, `10.0.0.${i + 1}:1`));
+      for (const o of held) ok(o.admitted);
+      assert.equal(podTotal(e.proc), 5);
+      e.proc.stepWallClock(step);
+      e.proc.advance(10_000); // ten tick periods on the stepped clock
+      assert.equal(e.stat("reclaimed_total"), 0, "no live VM was taken for dead");
+      assert.equal(podTotal(e.proc), 5);
+      assert.equal(gauge(e), 5);
+      assert.equal(leases(e.proc).size, 4, "every VM (three workers and the main thread) still holds its lease");
+      // the caps still hold exactly
+      const sameClient = open(e.h, 0, "10.0.0.1:2");
+      ok(sameClient.admitted, "client 10.0.0.1 holds 2 of 2, the pod 6 of 6");
+      assert.equal(rejectedWith(open(e.h, 1, "10.0.0.1:3")), 429, "the client's 3rd connection");
+      assert.equal(rejectedWith(open(e.h, 2, "10.0.0.9:1")), 503, "the pod's 7th connection");
+      const sixth = sameClient;
+      for (const o of [...held, sixth]) o.s.complete();
+      assert.equal(podTotal(e.proc), 0);
+      assert.equal(gauge(e), 0);
+      assert.equal(e.stat("orphan_releases_total"), 0);
+    } finally {
+      e.close();
+    }
+  });
+}
+
+test("§13.4 a trapped VM is still reclaimed across a wall-clock step, within (lease_ticks + 1) ticks", () => {
+  const e = makeEnv({ concurrency: 2, config: { rate_limit: null, max_connections_per_pod: 10, tick_ms: 1000, lease_ticks: 2 } });
+  try {
+    const keep = open(e.h, 0);
+    const doomed = open(e.h, 1);
+    ok(keep.admitted && doomed.admitted);
+    e.h.trapOnNextHostCall(1);
+    e.h.newStream(1, { id: 999, sourceAddress: "10.0.0.1:1", destinationAddress: "10.0.0.10:8080", protocol: "HTTP/1.1" })
+      .decodeHeaders([[":method", "GET"], [":path", "/"], [":authority", "a"]], true);
+    ok(e.h.vmFailed(1));
+    doomed.s.reset("vm failed");
+    e.proc.stepWallClock(-HOUR);
+    e.proc.advance(3000);
+    assert.equal(e.stat("reclaimed_total"), 1);
+    assert.equal(podTotal(e.proc), 1);
+    keep.s.complete();
+    assert.equal(podTotal(e.proc), 0);
+  } finally {
+    e.close();
+  }
+});
+
+test("§13.4 rate limit across wall-clock steps: back 1 h → one admission, then one per interval; forward → at most one burst", () => {
+  // 60 per 60 s: one per second, burst 3
+  const e = makeEnv({ concurrency: 2, config: { rate_limit: { requests: 60, window_seconds: 60, burst: 3 }, max_connections_per_pod: 1000 } });
+  const opened: Opened[] = [];
+  const attempt = (w: number): boolean => {
+    const o = open(e.h, w);
+    if (o.admitted) opened.push(o);
+    else {
+      assert.equal(reply(o.r).status, 429);
+      finishReply(o.s);
+    }
+    return o.admitted;
+  };
+  try {
+    let n = 0;
+    for (let i = 0; i < 10; i++) if (attempt(i % 2)) n++;
+    assert.equal(n, 3, "the burst");
+    e.proc.stepWallClock(-HOUR);
+    n = 0;
+    for (let i = 0; i < 10; i++) if (attempt(i % 2)) n++;
+    assert.equal(n, 1, "not stalled for an hour, and no fresh burst");
+    e.proc.advance(1000);
+    n = 0;
+    for (let i = 0; i < 10; i++) if (attempt(i % 2)) n++;
+    assert.equal(n, 1, "then one per interval");
+    e.proc.stepWallClock(2 * HOUR);
+    n = 0;
+    for (let i = 0; i < 10; i++) if (attempt(i % 2)) n++;
+    assert.equal(n, 3, "a step forward refills one burst, no more");
+    for (const o of opened) o.s.complete();
+    assert.equal(podTotal(e.proc), 0);
+  } finally {
+    e.close();
+  }
+});
