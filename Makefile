@@ -41,8 +41,8 @@ lint: node_modules/.package-lock.json ## typecheck the harness; prove assembly/c
 	  echo "lint: assembly/core must stay pure (no SDK, host or filter imports)"; exit 1; fi
 	@echo "lint: assembly/core is pure"
 
-check-abi: build ## would Envoy 1.30–1.36 link the module? (shared/tools/check-envoy-abi.mjs) and its 40 KiB budget
-	node $(SHARED)/tools/check-envoy-abi.mjs $(WASM)
+check-abi: build ## would Envoy 1.30–1.36 link the module? (imports, signatures, ABI, allocator) and its 40 KiB budget
+	node tools/checks/check-abi.mjs $(WASM)
 	@size=$$(stat -c %s $(WASM)); echo "release size: $$size bytes (budget ≤ 40960)"; \
 	  if [ $$size -gt 40960 ]; then echo "check-abi: the release module is over its 40 KiB budget"; exit 1; fi
 
