@@ -94,7 +94,7 @@ export function checkModule(bytes, options = {}) {
   // Callbacks and entry points Envoy looks up: a present export with another signature fails the load.
   const hasInitialize = Boolean(fn("_initialize"));
   for (const row of TABLE.exports) {
-    if (!abiOk(row, abi)) continue;
+    if (!abiOk(row, abi) || (abi === undefined && row.abi !== "all")) continue; // no ABI: Envoy stops earlier
     if (row.when === "_initialize" && !hasInitialize) continue;
     if (row.when === "!_initialize" && hasInitialize) continue;
     const e = fn(row.name);
