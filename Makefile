@@ -1,7 +1,6 @@
 # ws-governor — every target is documented with "## "; `make` alone lists them.
 SHELL := /bin/bash
 NODE_TEST := node --import tsx --test --test-reporter=tap
-SHARED := ../shared
 WASM := build/ws-governor.wasm
 
 .DEFAULT_GOAL := help
@@ -46,8 +45,8 @@ check-abi: build ## would Envoy 1.30–1.36 link the module? (imports, signature
 	@size=$$(stat -c %s $(WASM)); echo "release size: $$size bytes (budget ≤ 40960)"; \
 	  if [ $$size -gt 40960 ]; then echo "check-abi: the release module is over its 40 KiB budget"; exit 1; fi
 
-check-config: node_modules/.package-lock.json ## validate every Envoy config under envoy/ against Envoy's v3 protos
-	node $(SHARED)/tools/check-envoy-config.mjs envoy/envoy*.yaml
+check-config: node_modules/.package-lock.json ## validate the Envoy configs in envoy/ and k8s/ against Envoy's v3 protos (@grpc/grpc-js-xds)
+	node tools/checks/check-config.mjs envoy k8s
 
 test-unit: node_modules/.package-lock.json ## as-pect specs of the pure core (test/unit)
 	node node_modules/@as-pect/cli/lib/test --config=as-pect.config.cjs
