@@ -68,10 +68,12 @@ function main(argv) {
   const all = results.flatMap((r) => [...r.problems, ...r.targets.flatMap((t) => t.findings)]);
   const errors = count(all, "error");
   if (json) {
-    console.log(JSON.stringify({ ok: errors === 0, api: { ...api.source, loaded: api.loaded, failed: api.failed }, files: results }, null, 2));
+    const apiInfo = { ...api.source, files: api.files, missingImports: api.missingImports, unresolvedFields: api.unresolved };
+    console.log(JSON.stringify({ ok: errors === 0, api: apiInfo, files: results }, (_, v) => (typeof v === "bigint" ? v.toString() : v), 2));
     return errors ? 1 : 0;
   }
-  console.log(`check-config: Envoy API ${api.source.summary}, from ${api.source.package}; ${api.loaded} proto files, ${api.failed.length} not loadable (imports not shipped)`);
+  console.log(`check-config: ${api.source.summary}, from ${api.source.package}: ${api.files} proto files; ` +
+    `${api.unresolved.length} fields unchecked (need ${api.missingImports.join(", ")}, not in the package)`);
   for (const r of results) {
     for (const p of r.problems) console.log(`${r.file}: ${p.severity} (line ${p.line ?? "?"}): ${p.message}`);
     for (const s of r.skipped) console.log(`${s.label}: skipped (${s.reason})`);

@@ -15,8 +15,10 @@ const OVERLAY = JSON.parse(readFileSync(new URL("./api-overlay.json", import.met
 /** What the pinned package carries; see tools/checks/README.md ("Which Envoy API"). */
 export const API_SOURCE = {
   package: `@grpc/grpc-js-xds@${JSON.parse(readFileSync(join(XDS_PKG, "package.json"), "utf8")).version}`,
-  envoyApi: "envoyproxy/data-plane-api f8b75d1efa92bbf534596a013d9ca5873f79dd30",
-  summary: "Envoy v3 API as of data-plane-api f8b75d1e (grpc-node submodule, set 2024-09-19: between Envoy 1.31 and 1.32)",
+  // grpc-node's packages/grpc-js-xds/deps/envoy-api submodule (tag @grpc/grpc-js-xds@1.14.0 and later); the
+  // package's 488 envoy/ protos are byte-identical to that commit apart from CRLF line ends.
+  envoyApi: "envoyproxy/data-plane-api f8b75d1efa92bbf534596a013d9ca5873f79dd30 = envoyproxy/envoy 799e3e2cb6b4 (2024-07-19)",
+  summary: "Envoy v3 API of envoy 799e3e2cb6b4 (main, 2024-07-19, between v1.31.0 and v1.32.0; via data-plane-api f8b75d1e)",
 };
 
 function listProtos(dir, out = []) {
@@ -31,8 +33,8 @@ function listProtos(dir, out = []) {
 let cached;
 
 /**
- * { root, source, loaded, failed: [{ file, error }], overlay } — failed lists proto files of the package that
- * cannot be loaded (their imports are not shipped); types only they define are "not in the pinned protos".
+ * { root, source, files, missingImports, unresolved, overlay }: missingImports are imports the package does not
+ * ship (OpenCensus, OpenTelemetry, Prometheus protos); unresolved the fields whose type needs one of them.
  */
 export function loadApi() {
   if (cached) return cached;
@@ -40,28 +42,51 @@ export function loadApi() {
   const dirs = ["envoy-api", "xds", "protoc-gen-validate", "googleapis"].map((d) => join(deps, d));
   dirs.push(PROTOBUFJS);
   const root = new protobuf.Root();
+  const missingImports = new Set();
   root.resolvePath = (origin, target) => {
     for (const d of dirs) {
       const p = join(d, target);
       if (existsSync(p)) return p;
     }
-    return target; // reported as a load failure of the importing file
+    missingImports.add(target);
+    return target; // fails to load; types that need it stay unresolved (see resolveEach)
   };
   // v2 packages are left out: Envoy no longer accepts them, and the package ships only a few of them.
   const files = [...listProtos(dirs[0]).map((f) => relative(dirs[0], f)), ...listProtos(dirs[1]).map((f) => relative(dirs[1], f))]
     .filter((f) => !/^envoy\/(.*\/)?v2(alpha\d*)?\//.test(f));
-  const failed = [];
   for (const file of files) {
     try {
       root.loadSync(file, { keepCase: true });
-    } catch (e) {
-      failed.push({ file, error: String(e.message).split("\n")[0] });
+    } catch {
+      // a missing import (recorded above) or a type that needs one; resolveEach finds what is affected
     }
   }
-  root.resolveAll();
   applyOverlay(root);
-  cached = { root, source: API_SOURCE, loaded: files.length - failed.length, failed, overlay: OVERLAY };
+  const unresolved = [];
+  resolveEach(root, unresolved);
+  cached = { root, source: API_SOURCE, files: files.length, missingImports: [...missingImports].sort(), unresolved, overlay: OVERLAY };
   return cached;
+}
+
+/**
+ * Resolves every field of every message one by one (protobufjs's resolveAll stops at the first failure and
+ * may leave the rest unresolved). Fields whose type is not defined get `unresolvable` set.
+ */
+function resolveEach(ns, unresolved) {
+  for (const n of ns.nestedArray) {
+    if (n instanceof protobuf.Type) {
+      for (const f of n.fieldsArray) {
+        try {
+          f.resolve();
+        } catch (e) {
+          if (f.type in protobuf.types.basic) continue; // a scalar: nothing to resolve (the error was its type's)
+          f.unresolvable = String(e.message).split("\n")[0];
+          unresolved.push(`${n.fullName.slice(1)}.${f.name}`);
+        }
+      }
+    }
+    if (n.nestedArray) resolveEach(n, unresolved);
+  }
 }
 
 function applyOverlay(root) {
@@ -75,7 +100,6 @@ function applyOverlay(root) {
     const type = new protobuf.Type(m.name);
     for (const f of m.fields) type.add(new protobuf.Field(f.name, f.id, `.${f.type}`));
     parent.add(type);
-    type.fieldsArray.forEach((f) => f.resolve());
   }
   for (const f of OVERLAY.fields ?? []) {
     const type = root.lookupType(f.message);
@@ -83,6 +107,5 @@ function applyOverlay(root) {
     const field = new protobuf.Field(f.name, f.id, `.${f.type}`);
     field.overlay = f; // the validator notes every use
     type.add(field);
-    field.resolve();
   }
 }

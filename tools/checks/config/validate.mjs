@@ -170,6 +170,10 @@ export class Validator {
 
   /** One value of field's element type. */
   value(field, node, path) {
+    if (field.unresolvable) {
+      this.add("error", "any-type", path, node.line, `field '${field.name}' has type ${field.type}, which the pinned protos (${this.api.source.package}) do not ship`);
+      return undefined;
+    }
     const rt = field.resolvedType;
     if (rt && rt.values !== undefined) return this.enumValue(rt, node, path);
     if (rt) return this.message(rt, node, path);
@@ -305,7 +309,7 @@ export class Validator {
     const name = url.slice(url.lastIndexOf("/") + 1);
     const type = this.lookupType(name);
     if (!type) {
-      const missing = this.api.failed.length ? ` (${this.api.failed.length} files of the package cannot be loaded: their imports are not shipped)` : "";
+      const missing = this.api.missingImports.length ? ` (not shipped by the package: ${this.api.missingImports.join(", ")})` : "";
       this.add("error", "any-type", p, typeEntry.line, `unknown "@type" ${url}: no message ${name} in the pinned Envoy API ${this.api.source.package}${missing}`);
       return undefined;
     }
