@@ -9,7 +9,10 @@ import { loadApi } from "./config/api.mjs";
 import { findTargets } from "./config/sources.mjs";
 import { Validator } from "./config/validate.mjs";
 
-/** Checks one file; returns { file, targets: [{ label, type, findings }], skipped, problems }. */
+/**
+ * Checks one file; returns { file, type, ok, errors, findings, targets: [{ label, type, partial, findings }],
+ * skipped, problems }. type/ok/errors/findings summarise the file (findings of all targets and problems).
+ */
 export function checkFile(api, file, text, options = {}) {
   const found = findTargets(file, text, options);
   const targets = found.targets.map((t) => {
@@ -17,7 +20,9 @@ export function checkFile(api, file, text, options = {}) {
     v.check(t.node, t.type, t.base);
     return { label: t.label, type: t.type, partial: t.partial, findings: v.findings };
   });
-  return { file, targets, skipped: found.skipped, problems: found.problems };
+  const findings = [...found.problems, ...targets.flatMap((t) => t.findings)];
+  const errors = count(findings, "error");
+  return { file, type: targets[0]?.type, ok: errors === 0, errors, findings, targets, skipped: found.skipped, problems: found.problems };
 }
 
 function expand(arg) {
