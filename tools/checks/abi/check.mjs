@@ -88,7 +88,7 @@ export function checkModule(bytes, options = {}) {
     add("error", "export-signature", `Bad function signature for: ${alloc.name} (want ${TABLE.allocators.sig}, got ${alloc.sig})`, { name: alloc.name });
   }
   if (!mod.exports.some((e) => e.kind === "memory") && !mod.imports.some((i) => i.kind === "memory")) {
-    add("error", "memory", "no exported memory: Envoy cannot read or write module memory, every host call fails");
+    add("error", "memory", "no exported memory: Envoy's V8 host keeps a null memory and crashes on the first host call that touches module memory");
   }
 
   // Callbacks and entry points Envoy looks up: a present export with another signature fails the load.
