@@ -3,8 +3,9 @@
 // the Envoy config embedded in Kubernetes manifests against Envoy's v3 API protos from @grpc/grpc-js-xds.
 // Usage: node tools/checks/check-config.mjs [--type MESSAGE] [--json] FILE|DIR...
 // Exit: 0 no errors (warnings and notes allowed), 1 errors, 2 usage, unreadable file or unknown --type.
-import { readFileSync, readdirSync, statSync } from "node:fs";
+import { readFileSync, readdirSync, realpathSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { loadApi } from "./config/api.mjs";
 import { findTargets } from "./config/sources.mjs";
 import { Validator } from "./config/validate.mjs";
@@ -101,4 +102,4 @@ function usage(problem) {
   return problem ? 2 : 0;
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) process.exitCode = main(process.argv.slice(2));
+if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) process.exitCode = main(process.argv.slice(2));

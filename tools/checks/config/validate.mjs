@@ -110,7 +110,7 @@ export class Validator {
     }
     if (pgv && !this.partial) {
       for (const f of type.fieldsArray) {
-        if (set.has(f.name) || (f.partOf && !(f.partOf.name.startsWith("_") && f.options?.proto3_optional))) continue;
+        if (set.has(f.name) || f.partOf) continue; // oneof members (and proto3 optional) are checked only when set
         checkAbsent(rulesOf(f), f, (msg, rule) => this.add("error", "pgv", child(path, f.name), node.line, `${f.name}: ${msg}`, rule));
       }
     }
