@@ -1,11 +1,10 @@
 # ws-governor — every target is documented with "## "; `make` alone lists them.
 SHELL := /bin/bash
 NODE_TEST := node --import tsx --test --test-reporter=tap
-SHARED := ../shared
 WASM := build/ws-governor.wasm
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build build-debug lint test test-unit test-emulator test-filter test-e2e test-delivery check-abi \
+.PHONY: help deps build build-debug lint test test-checks test-unit test-emulator test-filter test-e2e test-delivery check-abi \
         check-config test-frames test-browser demo demo-serve bench bench-smoke e2e-docker e2e-envoy oci clean
 
 help: ## list the targets
@@ -35,19 +34,25 @@ build: node_modules/.package-lock.json ## build the release module build/ws-gove
 	    exit 1; fi
 	@echo "release module: $$(stat -c %s $(WASM)) bytes"
 
-lint: node_modules/.package-lock.json ## typecheck the harness; prove assembly/core imports neither the SDK nor host/filter
+lint: node_modules/.package-lock.json ## typecheck the harness; assembly/core stays pure; only docs/ may refer to the sibling shared/ folder
 	npx tsc --noEmit -p tsconfig.json
 	@if grep -rnE 'from "(@solo-io/proxy-runtime[^"]*|\.\./host[^"]*|\.\./filter[^"]*)"' assembly/core; then \
 	  echo "lint: assembly/core must stay pure (no SDK, host or filter imports)"; exit 1; fi
 	@echo "lint: assembly/core is pure"
+	@if git grep -n -e '\.\./shared' -- ':!docs/'; then \
+	  echo "lint: the tracked files above refer to the sibling shared/ folder, which a clone does not have (only docs/ may)"; exit 1; fi
+	@echo "lint: no tracked file outside docs/ refers to the sibling shared/ folder"
 
-check-abi: build ## would Envoy 1.30–1.36 link the module? (shared/tools/check-envoy-abi.mjs) and its 40 KiB budget
-	node $(SHARED)/tools/check-envoy-abi.mjs $(WASM)
+check-abi: build ## would Envoy 1.30–1.36 link the module? (imports, signatures, ABI, allocator) and its 40 KiB budget
+	node tools/checks/check-abi.mjs $(WASM)
 	@size=$$(stat -c %s $(WASM)); echo "release size: $$size bytes (budget ≤ 40960)"; \
 	  if [ $$size -gt 40960 ]; then echo "check-abi: the release module is over its 40 KiB budget"; exit 1; fi
 
-check-config: node_modules/.package-lock.json ## validate every Envoy config under envoy/ against Envoy's v3 protos
-	node $(SHARED)/tools/check-envoy-config.mjs envoy/envoy*.yaml
+check-config: node_modules/.package-lock.json ## validate the Envoy configs in envoy/ and k8s/ against Envoy's v3 protos (@grpc/grpc-js-xds)
+	node tools/checks/check-config.mjs envoy k8s
+
+test-checks: build ## check-abi against synthetic modules, check-config against test/checks/broken-configs
+	$(NODE_TEST) test/checks/*.test.ts
 
 test-unit: node_modules/.package-lock.json ## as-pect specs of the pure core (test/unit)
 	node node_modules/@as-pect/cli/lib/test --config=as-pect.config.cjs
@@ -70,7 +75,7 @@ test-browser: build ## headless Chromium: browser WebSocket close 1009, live dem
 test-delivery: build ## envoy/, k8s/, schema, OCI and dashboard validation
 	$(NODE_TEST) test/delivery/*.test.ts
 
-test: lint check-abi check-config test-unit test-emulator test-filter test-e2e test-frames test-browser test-delivery bench-smoke ## everything CI runs
+test: lint check-abi check-config test-checks test-unit test-emulator test-filter test-e2e test-frames test-browser test-delivery bench-smoke ## everything CI runs
 	@echo "make test: all suites passed"
 
 demo: build ## the filter in the emulated Envoy with three demo pods: a scripted tour (ARGS=--serve keeps it running)

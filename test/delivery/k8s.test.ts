@@ -9,7 +9,7 @@ import { Deployment } from "kubernetes-models/apps/v1";
 import { ConfigMap, Namespace, Service } from "kubernetes-models/v1";
 import { WasmPlugin } from "@kubernetes-models/istio/extensions.istio.io/v1alpha1";
 import { EnvoyFilter } from "@kubernetes-models/istio/networking.istio.io/v1alpha3";
-import { Gateway, VirtualService } from "@kubernetes-models/istio/networking.istio.io/v1";
+import { Gateway as GatewayV1beta1, VirtualService as VirtualServiceV1beta1 } from "@kubernetes-models/istio/networking.istio.io/v1beta1";
 import { IstioOperator } from "@kubernetes-models/istio/install.istio.io/v1alpha1";
 import { parse as parseYaml } from "yaml";
 import {
@@ -19,6 +19,23 @@ import {
 import type { JsonObject } from "./support.ts";
 
 type Model = new (data: never) => { validate(): void };
+
+// @kubernetes-models/istio 2.3.0 (the newest release for Node 20; 3.x needs Node 22) has no networking.istio.io/v1
+// models. Istio 1.22 promoted Gateway and VirtualService to v1 with the v1beta1 schema unchanged, so a v1 object
+// is validated by the v1beta1 model under that apiVersion.
+function asV1(model: Model): Model {
+  return class {
+    private readonly inner: { validate(): void };
+    constructor(data: never) {
+      this.inner = new model({ ...(data as object), apiVersion: "networking.istio.io/v1beta1" } as never);
+    }
+    validate(): void {
+      this.inner.validate();
+    }
+  };
+}
+const Gateway = asV1(GatewayV1beta1 as unknown as Model);
+const VirtualService = asV1(VirtualServiceV1beta1 as unknown as Model);
 const MODELS: Record<string, Model> = {
   "v1/Namespace": Namespace,
   "v1/ConfigMap": ConfigMap,

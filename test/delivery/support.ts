@@ -8,7 +8,7 @@ import { fileURLToPath } from "node:url";
 import { parseAllDocuments, parse as parseYaml } from "yaml";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
-export const CHECKER = resolve(ROOT, "../shared/tools/check-envoy-config.mjs");
+export const CHECKER = resolve(ROOT, "tools/checks/check-config.mjs");
 export const SCHEMA_PATH = join(ROOT, "schema/ws-governor.schema.json");
 
 export const WASM_FILTER_TYPE = "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm";

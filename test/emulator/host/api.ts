@@ -1,6 +1,6 @@
 // Contract between the proxy-wasm host emulator (test/emulator/host/) and its users: the Envoy-like proxy
 // (test/emulator/proxy/), the filter tests (test/filter/), benchmarks (bench/) and the demo.
-// Types only. The host implements them following ../shared/reference/envoy-host.md; section numbers (§) refer to it.
+// Types only. The host implements them following the Envoy host specification (docs/emulator-checklist.md lists its rules); section numbers (§) refer to it.
 
 export type EnvoyVersion = "1.30" | "1.31" | "1.32" | "1.33" | "1.34" | "1.35" | "1.36";
 export type FailurePolicy = "FAIL_CLOSED" | "FAIL_OPEN" | "FAIL_RELOAD";

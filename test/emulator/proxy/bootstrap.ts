@@ -1,6 +1,6 @@
 // Reads the subset of an Envoy v3 static bootstrap that the loopback proxy implements. Strict: any field outside the
 // subset is an error naming its path; nothing is silently ignored. The same envoy/envoy.yaml is used by real Envoy
-// (validated there with ../shared/tools/check-envoy-config.mjs), so this reader only has to say "supported or not".
+// (validated by make check-config, tools/checks/check-config.mjs), so this reader only has to say "supported or not".
 import { parse as parseYaml } from "yaml";
 import type { Obj } from "./bootstrap_fields.ts";
 import { TlsReader } from "./bootstrap_tls.ts";
