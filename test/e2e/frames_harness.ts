@@ -13,6 +13,7 @@ import { buildFrame, Opcode, upgradeRequest } from "../support/frames.ts";
 import { httpRequest } from "../support/ws-client.ts";
 import { waitFor, withTimeout } from "../support/wait.ts";
 import { basePluginConfig, patchConfig, renderBootstrap } from "./targets/render.ts";
+import { installCloseGuard } from "./frames_guard.ts";
 
 export const WASM_PATH = path.join(REPO_ROOT, "build/ws-governor.wasm");
 export const G = "wasmcustom.ws_governor.";
@@ -125,6 +126,7 @@ export interface FramesDeployOptions {
 }
 
 export async function deployFrames(o: FramesDeployOptions = {}): Promise<FramesDeployment> {
+  await installCloseGuard(); // records Continue after proxy_close_stream in closeDefects (frames_guard.ts)
   const pods: EchoPod[] = [];
   for (let i = 0; i < (o.pods ?? 1); i++) pods.push(await startEchoPod(`pod-${String.fromCharCode(97 + i)}`, o.podDeflate ?? false));
   const logs: LogEntry[] = [];
