@@ -151,7 +151,7 @@ const SCENARIOS: Scenario[] = [
 ];
 
 /** Sets the drain flag and waits until both workers refuse upgrades (a tick on each: 3 ticks after the first 503). */
-async function drainNow(d: FramesDeployment): Promise<void> {
+export async function drainNow(d: FramesDeployment): Promise<void> {
   d.sharedPut(`${d.pluginConfig.key_prefix ?? "wsg"}:drain`, Uint8Array.of(1));
   await waitFor(async () => (await upgradeStatus(d.wsUrl())) === 503, { timeoutMs: 5000, intervalMs: 100, what: "upgrades refused (503)" });
   await delay(300); // pacing only: let every worker's tick read the flag
