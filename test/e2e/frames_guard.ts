@@ -11,8 +11,11 @@ let state: string | undefined;
 export async function installCloseGuard(): Promise<string> {
   if (state !== undefined) return state;
   try {
-    const vmMod = (await import("../emulator/host/vm.ts")) as Record<string, { prototype?: Record<string, unknown> }>;
-    const srMod = (await import("../emulator/host/stream_reply.ts")) as Record<string, { prototype?: Record<string, unknown> }>;
+    // computed specifiers: the typecheck must not depend on emulator internals that may be renamed
+    const host = "../emulator/host/";
+    type Mod = Record<string, { prototype?: Record<string, unknown> } | undefined>;
+    const vmMod = (await import(host + "vm.ts")) as unknown as Mod;
+    const srMod = (await import(host + "stream_reply.ts")) as unknown as Mod;
     const vmP = vmMod.Vm?.prototype;
     const srP = srMod.StreamReplies?.prototype;
     if (typeof vmP?.call !== "function" || typeof srP?.closeStream !== "function") {
