@@ -137,12 +137,13 @@ function shadow(s: Stream, insp: Inspection, side: Side): u32 {
 /** After a close was decided (steps in the file header). Every chunk is parsed, then swallowed or replaced. */
 function closingChunk(s: Stream, insp: Inspection, side: Side, fromClient: bool, type: i32, size: u32): u32 {
   const p = side.parser;
-  if (!p.stopped) parseChunk(p, type, size);
+  const stopped = p.stopped; // stopped in an earlier chunk: this one is not parsed, its start is taken as a boundary
+  if (!stopped) parseChunk(p, type, size);
   mute(side);
   report(s, side, fromClient); // close frames only: the rest was muted
   if (!fromClient && !insp.clientSent) {
     let cut: i64 = 0;
-    if (!p.stopped) cut = p.firstBoundary;
+    if (!stopped) cut = p.firstBoundary;
     if (cut < 0) return CONTINUE; // still inside a frame that began earlier: forward, try at the next chunk
     return toClient(s, insp, type, u32(cut), size);
   }
