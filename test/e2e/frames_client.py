@@ -9,6 +9,7 @@ The code is `close_code` of the library: the code of the close frame the client 
 modes:
   flood     send up to --count small text messages back to back (yielding to the event loop between sends, so the
             reader can see a close frame), until the connection closes
+  burst     the same without yielding: all --count messages are written before the client reads anything
   oversize  send one binary message of --size bytes
   wait      print "ready" once all clients are open, read one line from stdin, then each client sends one message
 Everything is bounded: --count messages, --timeout seconds per client after the action.
@@ -41,7 +42,8 @@ async def client(args, i, opened, go):
         else:
             for n in range(args.count):
                 await ws.send("flood %d %d" % (i, n))
-                await asyncio.sleep(0)
+                if args.mode == "flood":
+                    await asyncio.sleep(0)
     except websockets.ConnectionClosed:
         pass  # closed while sending: the code is read below
     except Exception as e:
@@ -68,7 +70,7 @@ async def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("url")
     ap.add_argument("--clients", type=int, default=1)
-    ap.add_argument("--mode", choices=["flood", "oversize", "wait"], default="flood")
+    ap.add_argument("--mode", choices=["flood", "burst", "oversize", "wait"], default="flood")
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--size", type=int, default=4096)
     ap.add_argument("--timeout", type=float, default=10.0)

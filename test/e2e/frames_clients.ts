@@ -98,6 +98,11 @@ async function flood(o: OpenedWs): Promise<void> {
   }
 }
 
+/** FLOOD_MAX messages written at once, before the client's event loop can read anything. */
+function burst(o: OpenedWs): void {
+  for (let n = 0; n < FLOOD_MAX; n++) o.ws.send(`burst ${n}`);
+}
+
 async function wsClients(url: string, act: (o: OpenedWs) => Promise<void> | void, opened?: () => Promise<void>): Promise<number[]> {
   const all = await Promise.all(Array.from({ length: N }, () => openWs(url)));
   if (opened) await opened();
@@ -135,6 +140,10 @@ const SCENARIOS: Scenario[] = [
   {
     name: "flood past messages_per_second", config: { frames: { enabled: true, ...RATE } }, configText: "20 msg/s, burst 20",
     expected: 1008, stat: "frame_closes_total.code.1008", ws: flood, py: ["--mode", "flood", "--count", String(FLOOD_MAX)],
+  },
+  {
+    name: "burst past messages_per_second (no reads while writing)", config: { frames: { enabled: true, ...RATE } }, configText: "20 msg/s, burst 20",
+    expected: 1008, stat: "frame_closes_total.code.1008", ws: burst, py: ["--mode", "burst", "--count", String(FLOOD_MAX)],
   },
   {
     name: "oversize message", config: { frames: { enabled: true, max_message_bytes: 1024 } }, configText: "max_message_bytes 1024",
