@@ -2,7 +2,8 @@
 // clients (test/e2e/frames_client.py, a child process stopped by its PID if it overruns). Each client records the
 // close code it saw; the tests assert every client saw the expected code (never 1006 where a close frame is sent).
 // Registered from frames.test.ts (registerClientTests) so `make test-frames` runs them.
-// No python3 with `websockets`: FAIL when CI=true, skip with the reason printed otherwise (.ci/run installs it).
+// No python3 with `websockets` ($PYTHON, else python3, else /usr/bin/python3): FAIL when CI=true, skip with the reason
+// printed otherwise (.ci/run installs python3-websockets).
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -18,11 +19,12 @@ const T = { timeout: 60_000 };
 
 // ------------------------------------------------------------------ python
 
-/** A python3 that can `import websockets`: $PYTHON, python3 on PATH, then Debian's /usr/bin/python3. */
+/** A python3 that can `import websockets`: $PYTHON alone when set, else python3 on PATH, then Debian's /usr/bin/python3. */
 export function pythonGate(): { python?: string; skip: string | false; failReason?: string } {
   const tried: string[] = [];
-  for (const py of [process.env.PYTHON, "python3", "/usr/bin/python3"]) {
-    if (!py || tried.includes(py)) continue;
+  const candidates = process.env.PYTHON ? [process.env.PYTHON] : ["python3", "/usr/bin/python3"];
+  for (const py of candidates) {
+    if (tried.includes(py)) continue;
     tried.push(py);
     const r = spawnSync(py, ["-c", "import websockets; print(websockets.__version__)"], { encoding: "utf8", timeout: 10_000 });
     if (r.status === 0) return { python: py, skip: false };
