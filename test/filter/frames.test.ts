@@ -83,6 +83,48 @@ test("frames: a masked frame from the pod → 1001 to the client at once; its cl
   }
 });
 
+test("frames: message-rate flood → cut at the chunk's first frame boundary; the flood is swallowed until the client's close reply (split across chunks)", () => {
+  const e = makeEnv({ concurrency: 1, config: { rate_limit: null, frames: { enabled: true, messages_per_second: 1, message_burst: 2 } } });
+  try {
+    const s = e.h.newStream(0, conn());
+    ok(isContinue(s.decodeHeaders(upgradeHeaders(), false)), "admitted");
+    ok(isContinue(s.encodeHeaders(H101, false)), "101");
+    const m = frame(1, new TextEncoder().encode("m"), true);
+    const three = new Uint8Array([...m, ...m, ...m]);
+    const out = fwd(s.decodeData(three, false), "3 messages, burst 2");
+    assert.deepEqual([out.length, out[0], out[1]], [6, 0x89, 0x80], "the chunk began at a frame boundary: only a ping goes on");
+    assert.equal(e.stat("frame_closes_total.code.1008"), 1);
+    for (let i = 0; i < 5; i++) assert.equal(fwd(s.decodeData(three, false), "flood").length, 0, "flood swallowed");
+    // the pod answers with an echo, then its pong: the close goes in at the first frame boundary (the chunk start)
+    const echo = frame(1, new TextEncoder().encode("m"), false);
+    assert.equal(closeCode(fwd(s.encodeData(new Uint8Array([...echo, ...PONG]), false), "pod chunk")), 1008);
+    assert.equal(fwd(s.encodeData(echo, false), "late echo").length, 0, "nothing more toward the client");
+    const reply = close(1008, true);
+    assert.equal(fwd(s.decodeData(new Uint8Array([...m, ...reply.subarray(0, 3)]), false), "reply, first part").length, 0);
+    assert.equal(closeCode(fwd(s.decodeData(reply.subarray(3), false), "reply, rest")), 1001, "once the close frame is complete: 1001 to the pod");
+    assert.equal(s.encodeData(close(1001, false), false).kind, "reset");
+    assert.equal(e.stat("frame_resets_total"), 0);
+    assert.equal(e.stat("messages_total.direction.downstream"), 3, "swallowed messages are not counted");
+  } finally {
+    e.close();
+  }
+});
+
+test("frames: the client closes on its own before its close arrives → its close is replaced by the pod's; the pod's reply carries the client's", () => {
+  const e = makeEnv({ concurrency: 1, config: { rate_limit: null, frames: { enabled: true, max_frame_bytes: 10 } } });
+  try {
+    const s = e.h.newStream(0, conn());
+    ok(isContinue(s.decodeHeaders(upgradeHeaders(), false)), "admitted");
+    ok(isContinue(s.encodeHeaders(H101, false)), "101");
+    fwd(s.decodeData(frame(2, new Uint8Array(50), true), false), "oversize");
+    assert.equal(closeCode(fwd(s.decodeData(close(1000, true), false), "client's own close")), 1001, "to the pod");
+    assert.equal(closeCode(fwd(s.encodeData(close(1001, false), false), "the pod's reply")), 1009, "the client still gets 1009");
+    assert.equal(e.stat("frame_closes_total.code.1009"), 1);
+  } finally {
+    e.close();
+  }
+});
+
 test("frames: drain with inspection off → reset at the next chunk (StopIterationNoBuffer, frame_resets_total)", () => {
   const e = makeEnv({ concurrency: 1, config: { rate_limit: null, draining: false, tick_ms: 100 } });
   try {
