@@ -147,8 +147,9 @@ function closingChunk(s: Stream, insp: Inspection, side: Side, fromClient: bool,
     if (cut < 0) return CONTINUE; // still inside a frame that began earlier: forward, try at the next chunk
     return toClient(s, insp, type, u32(cut), size);
   }
-  // A parser stopped by a protocol error cannot find a close frame: the next chunk after our close counts as the reply.
-  const replied = p.closed || (p.stopped && insp.clientSent);
+  // A reply counts once its close frame is complete (its last bytes may come in a later chunk). A parser stopped by a
+  // protocol error cannot find a close frame: the next chunk after our close counts as the reply.
+  const replied = (p.closed && p.atFrameBoundary) || (p.stopped && insp.clientSent);
   if (fromClient && replied && !insp.podSent) {
     insp.podSent = true;
     return splice(s, type, 0, size, insp.podCode, true);

@@ -2,7 +2,7 @@
 // page (served by the proxy's admin server), the page connects to the listener, exchanges messages, then sends an
 // oversize message; the CloseEvent code (1009) is read back from Node through the DevTools protocol. Then MANY sockets
 // in one page flood past messages_per_second (1008), send oversize messages (1009), or are drained (1001): every
-// CloseEvent must carry that code with wasClean (never 1006).
+// CloseEvent must carry that code (never 1006), with wasClean unless the page still had unsent data (Blink's rule).
 // No Chromium: FAIL when CI=true, skip with the reason otherwise (test/browser/chromium.ts).
 //   node --import tsx --test --test-reporter=tap test/browser/chromium.test.ts
 import assert from "node:assert/strict";
@@ -78,14 +78,15 @@ describe("browser WebSocket through the emulated Envoy [chromium]", () => {
   }
 
   for (const sc of [
-    { name: "flood past messages_per_second", frames: { messages_per_second: 20, message_burst: 20 }, act: "floodMany(2000)", code: 1008 },
+    { name: "flood past messages_per_second", frames: { messages_per_second: 20, message_burst: 20 }, act: "floodMany(2000)", code: 1008, flood: true },
     { name: "oversize message", frames: { max_message_bytes: LIMIT }, act: `sendRandomMany(${LIMIT * 4})`, code: 1009 },
     { name: "drain", frames: {}, act: "sendMany('after drain')", code: 1001, drain: true },
   ]) {
     test(`${MANY} browser sockets, ${sc.name} → every CloseEvent is ${sc.code}, clean`, { skip, timeout: 60_000 }, async (t) => {
       if (gate.failReason) assert.fail(gate.failReason);
       const d: FramesDeployment = await deployFrames({
-        config: { rate_limit: null, max_connections_per_pod: 0, tick_ms: 100, frames: { enabled: true, ...sc.frames } },
+        // drain: short ticks so the flag is read soon (the close deadline is 2 ticks, plenty for one message each)
+        config: { rate_limit: null, max_connections_per_pod: 0, tick_ms: sc.drain ? 100 : 1000, frames: { enabled: true, ...sc.frames } },
         adminRoutes: {
           "/browser/ws-limits": (_req, res) => {
             res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
@@ -100,13 +101,17 @@ describe("browser WebSocket through the emulated Envoy [chromium]", () => {
         await page.waitFor("manyState().every((s) => s.opened)", "every browser socket to open");
         if (sc.drain) await drainNow(d);
         await page.eval(sc.act);
-        const st = await page.waitFor<{ close: { code: number; wasClean: boolean } }[]>(
+        const st = await page.waitFor<{ close: { code: number; wasClean: boolean; unsent: number } }[]>(
           "manyState().every((s) => s.close) && manyState()", "every CloseEvent", 20_000);
         const got = tally(st.map((x) => x.close.code));
         const s = await d.stats();
-        t.diagnostic(`chromium: ${sc.name}: ${got}; frame_closes_total.code.${sc.code}=${s.get(`${G}frame_closes_total.code.${sc.code}`) ?? 0}`);
+        t.diagnostic(`chromium: ${sc.name}: ${got}; frame_closes_total.code.${sc.code}=${s.get(`${G}frame_closes_total.code.${sc.code}`) ?? 0}` +
+          `; resets=${s.get(`${G}frame_resets_total`) ?? 0}; unclean=${JSON.stringify(st.filter((x) => !x.close.wasClean).map((x) => x.close))}`);
         assert.equal(got, `${sc.code}×${MANY}`, "CloseEvent codes seen by Chromium");
-        assert.ok(st.every((x) => x.close.wasClean), "clean close handshakes, not resets");
+        // Blink reports wasClean false when the page still had unsent data (bufferedAmount > 0) at the close, which a
+        // flooding page may have whatever the server does; every other close must be clean
+        assert.ok(st.every((x) => x.close.wasClean || x.close.unsent > 0), "clean close handshakes, not resets");
+        if (!sc.flood) assert.ok(st.every((x) => x.close.wasClean), "clean close handshakes");
         await d.waitStat(`${G}active_connections`, 0);
         const s2 = await d.stats();
         assert.equal(s2.get(`${G}frame_closes_total.code.${sc.code}`), MANY);

@@ -100,8 +100,8 @@ test("frames: message-rate flood → cut at the chunk's first frame boundary; th
     assert.equal(closeCode(fwd(s.encodeData(new Uint8Array([...echo, ...PONG]), false), "pod chunk")), 1008);
     assert.equal(fwd(s.encodeData(echo, false), "late echo").length, 0, "nothing more toward the client");
     const reply = close(1008, true);
-    assert.equal(fwd(s.decodeData(new Uint8Array([...m, ...reply.subarray(0, 3)]), false), "reply, first part").length, 0);
-    assert.equal(closeCode(fwd(s.decodeData(reply.subarray(3), false), "reply, rest")), 1001, "once the close frame is complete: 1001 to the pod");
+    assert.equal(fwd(s.decodeData(new Uint8Array([...m, ...reply.subarray(0, 7)]), false), "reply: header, mask key, one code byte").length, 0);
+    assert.equal(closeCode(fwd(s.decodeData(reply.subarray(7), false), "reply, last byte")), 1001, "once the close frame is complete: 1001 to the pod");
     assert.equal(s.encodeData(close(1001, false), false).kind, "reset");
     assert.equal(e.stat("frame_resets_total"), 0);
     assert.equal(e.stat("messages_total.direction.downstream"), 3, "swallowed messages are not counted");
