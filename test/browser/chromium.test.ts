@@ -18,7 +18,7 @@ const PAGE = readFileSync(fileURLToPath(new URL("./ws-limits.html", import.meta.
 const gate = chromiumGate();
 const missing = wasmMissing();
 const LIMIT = 2048;
-const MANY = 10; // sockets per page in the many-socket scenarios
+const MANY = 20; // sockets per page in the many-socket scenarios
 
 const skip = gate.skip || (missing ? `unavailable: ${missing}` : false);
 
@@ -106,7 +106,7 @@ describe("browser WebSocket through the emulated Envoy [chromium]", () => {
         const got = tally(st.map((x) => x.close.code));
         const s = await d.stats();
         t.diagnostic(`chromium: ${sc.name}: ${got}; frame_closes_total.code.${sc.code}=${s.get(`${G}frame_closes_total.code.${sc.code}`) ?? 0}` +
-          `; resets=${s.get(`${G}frame_resets_total`) ?? 0}; unclean=${JSON.stringify(st.filter((x) => !x.close.wasClean).map((x) => x.close))}`);
+          `; resets=${s.get(`${G}frame_resets_total`) ?? 0}; pods saw ${tally(d.pods.flatMap((p) => p.closeCodes))}; unclean=${JSON.stringify(st.filter((x) => !x.close.wasClean).map((x) => x.close))}`);
         assert.equal(got, `${sc.code}×${MANY}`, "CloseEvent codes seen by Chromium");
         // Blink reports wasClean false when the page still had unsent data (bufferedAmount > 0) at the close, which a
         // flooding page may have whatever the server does; every other close must be clean
@@ -116,6 +116,7 @@ describe("browser WebSocket through the emulated Envoy [chromium]", () => {
         const s2 = await d.stats();
         assert.equal(s2.get(`${G}frame_closes_total.code.${sc.code}`), MANY);
         assert.equal(s2.get(`${G}frame_resets_total`) ?? 0, 0, "no reset");
+        assert.equal(d.pods.flatMap((p) => p.closeCodes).filter((c) => c === 1001).length, MANY, "every pod connection got 1001");
         assert.deepEqual(closeDefects, [], "Stop after every proxy_close_stream");
         assert.deepEqual(page.errors, [], "no page errors");
       } finally {

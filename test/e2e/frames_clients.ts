@@ -102,7 +102,7 @@ async function flood(o: OpenedWs): Promise<void> {
 
 /** FLOOD_MAX messages written at once, before the client's event loop can read anything. */
 function burst(o: OpenedWs): void {
-  for (let n = 0; n < FLOOD_MAX; n++) o.ws.send(`burst ${n}`);
+  for (let n = 0; n < FLOOD_MAX; n++) o.ws.send(`flood ${n}`); // NO_ECHO prefix: the pod stays quiet
 }
 
 async function wsClients(url: string, act: (o: OpenedWs) => Promise<void> | void, opened?: () => Promise<void>): Promise<number[]> {

@@ -19,6 +19,9 @@ export const WASM_PATH = path.join(REPO_ROOT, "build/ws-governor.wasm");
 export const G = "wasmcustom.ws_governor.";
 /** text message that makes an echo pod answer with a masked frame (a protocol violation from the upstream) */
 export const MISBEHAVE = "__pod: send a masked frame__";
+/** text messages starting with this are not echoed: a flooding client's pod stays quiet, so only the client's
+ *  direction can go over messages_per_second (an echo would flood back at the same rate and could trip first) */
+export const NO_ECHO = "flood ";
 export const VM_ID = "ws_governor"; // envoy/envoy.yaml vm_config.vm_id: the shared-data namespace
 
 export function wasmMissing(): string | undefined {
@@ -65,6 +68,7 @@ export async function startEchoPod(name: string, deflate: boolean | PerMessageDe
           (ws as unknown as { _socket: net.Socket })._socket.write(buildFrame({ opcode: Opcode.text, payload: "masked by the pod", mask: true }));
           return;
         }
+        if (!isBinary && (data as Buffer).subarray(0, NO_ECHO.length).toString() === NO_ECHO) return;
         ws.send(data as Buffer, { binary: isBinary });
       });
       ws.on("error", () => {});
