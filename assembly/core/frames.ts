@@ -30,7 +30,8 @@
 // * A header or close code split across chunks is kept in the parser's state (byte-wise state machine; the
 //   14-byte staging area is the state itself). The next chunk then starts with nextOffset() == 0.
 // * beginChunk() while the previous chunk still has unread header bytes records Violation.DESYNC (caller bug).
-// * After a violation the parser is stopped (sticky): nextOffset() is -1, push() consumes 0, counters freeze.
+// * After a violation the parser is stopped (sticky): nextOffset() is -1, push() consumes 0, counters freeze;
+//   only resume() (size violations) restarts it.
 //
 // ── Counter semantics ─────────────────────────────────────────────────────────────────────────────────────────────
 // A frame is counted when its header is complete and accepted (payload may still be in flight): frames, pings,
@@ -148,6 +149,20 @@ export class FrameParser {
     this.fin = false;
     this.masked = false;
     this.frameDone();
+  }
+
+  /** After a size violation whose frame starts in the current chunk: forgets it and parses on from that frame's first
+   *  byte with size limits off (softLimits), so a close handshake can skip the frame and find the sender's close
+   *  frame. Continue with the chunk protocol (nextOffset() points at the frame). False (nothing changed) otherwise. */
+  resume(): bool {
+    const v = this.violation;
+    if ((v != Violation.FRAME_TOO_BIG && v != Violation.MESSAGE_TOO_BIG) || this.violationPos < this.chunkStart) return false;
+    this.violation = Violation.NONE;
+    this.detail = Detail.NONE;
+    this.softLimits = true;
+    this.streamPos = this.violationPos;
+    this.frameDone();
+    return true;
   }
 
   /** True once a violation has been recorded. */

@@ -1,15 +1,23 @@
 // Frame inspection after the 101 (issue 3). Off: the body callbacks only Continue (or, when the pod drains, reset the
 // stream at its next chunk, since without a parser there is no frame boundary to put a close frame at).
 // On: one FrameParser per direction copies only frame headers (≤ 14 bytes each) out of the body buffer, counts
-// frames/messages/bytes, and enforces limits with RFC 6455 close codes spliced in at a frame boundary:
-//   the sender of the bad traffic gets `code` (1002 protocol, 1009 too big, 1008 message rate, 1001 drain),
-//   the peer gets 1001; then both close replies are swallowed and the stream is closed. The close toward the sender
-//   travels in the other direction, so it waits for that direction's next chunk (normally the peer's close reply).
-//   A tick deadline resets streams whose handshake does not finish (frame_resets_total).
+// frames/messages/bytes, and enforces limits with RFC 6455 close codes spliced in at a frame boundary: the sender of
+// the bad traffic gets `code` (1002 protocol, 1009 too big, 1008 message rate, 1001 drain), its peer 1001.
+// The close handshake is ordered so that the client has its close frame before anything can end the connection
+// (the pod closes TCP as soon as it has its close: a client still writing would then get a reset and lose the frame):
+//   1. the client's close goes out first, on a response chunk: at once if the pod sent the bad traffic, else the
+//      filter puts a ping toward the pod where the offending frame was and the pod's answer carries the close;
+//   2. the client's own close frame (its reply) is replaced by the pod's close;
+//   3. the pod's close reply ends the stream (proxy_close_stream, then StopIterationNoBuffer: envoy-host §13.1).
+// Between these steps both directions are swallowed but still parsed (size limits off) to find the close frames.
+// A tick deadline (2 ticks, renewed at step 1) resets streams whose handshake does not finish (frame_resets_total).
 import { FrameParser, Violation, closeCodeFor, buildCloseFrame } from "../core/frames";
 import { S } from "../core/stats";
 import { getBuffer, setBuffer, outPtr, outLen, freeBytes, nowMs, closeStream, OK, BUF_REQUEST_BODY, BUF_RESPONSE_BODY } from "../host/abi";
 import { Stream, CONTINUE } from "./stream";
+
+/** StopIterationNoBuffer: what a body callback returns once it called proxy_close_stream (envoy-host §13.1). */
+export const STOP_NO_BUFFER: u32 = 3;
 
 const SPARSE_MIN: u32 = 1024; // smaller chunks are copied whole (one host call)
 const SPARSE_MAX_COPIES: i32 = 32; // then the rest of the chunk is copied in one go
@@ -30,8 +38,7 @@ class Side {
   closeCounted: bool = false; // the code of this side's close frame was counted
   lastChunkMs: u64 = 0;   // for the idle metric: the longest gap between two chunks of this side
   maxIdleMs: u64 = 0;
-  pendingCode: u16 = 0;   // a close frame to deliver on this side at its next frame boundary
-  delivered: bool = false;
+  delivered: bool = false; // shadow mode: this side's protocol violation was counted
 
   constructor(fromClient: bool, rsv1: bool, maxFrame: u64, maxMessage: u64, burst: u32) {
     this.parser = new FrameParser(fromClient, rsv1, maxFrame, maxMessage);
@@ -45,6 +52,10 @@ export class Inspection {
   closing: bool = false;
   deadlineMs: u64 = 0;
   shadowDrain: bool = false; // shadow mode: the would-be drain close was counted for this connection
+  clientCode: u16 = 0;       // the close the client gets (step 1)
+  podCode: u16 = 0;          // the close the pod gets (step 2)
+  clientSent: bool = false;
+  podSent: bool = false;
 
   constructor(rsv1: bool, maxFrame: u64, maxMessage: u64, burst: u32, shadow: bool) {
     this.down = new Side(true, rsv1, maxFrame, maxMessage, burst);
@@ -64,13 +75,10 @@ export function onResponseBody(s: Stream, size: u32, eos: bool): u32 {
 
 function onBody(s: Stream, fromClient: bool, size: u32): u32 {
   if (!s.confirmed || s.finished) return CONTINUE;
+  if (s.reset) return STOP_NO_BUFFER; // this filter asked Envoy to end the stream: nothing more goes through
   const insp = s.insp;
   if (insp === null) {
-    if (s.root.isDraining() && s.root.config.enforce && !s.reset) {
-      s.reset = true;
-      s.root.metrics.inc(S.FrameResets);
-      closeStream(fromClient ? 0 : 1);
-    }
+    if (s.root.isDraining() && s.root.config.enforce) return resetStream(s, fromClient);
     return CONTINUE;
   }
   const side = fromClient ? insp.down : insp.up;
@@ -102,10 +110,16 @@ function onBody(s: Stream, fromClient: bool, size: u32): u32 {
   insp.closing = true;
   insp.deadlineMs = nowMs() + 2 * u64(s.root.config.tickMs);
   s.root.watchClosing(s);
-  (fromClient ? insp.up : insp.down).pendingCode = code; // the sender hears `code` from the other direction
-  if (!splice(type, u32(cut), size, 1001, fromClient, s.id)) return resetStream(s, fromClient);
-  side.delivered = true; // the peer got 1001 on this side
-  return CONTINUE;
+  insp.clientCode = fromClient ? code : 1001;
+  insp.podCode = fromClient ? 1001 : code;
+  // From here on both directions are only scanned for close frames: no size limits; an oversize frame is skipped.
+  insp.down.parser.softLimits = true;
+  insp.up.parser.softLimits = true;
+  if (p.resume()) parseRest(p, type, size);
+  mute(side);
+  if (!fromClient) return toClient(s, insp, type, u32(cut), size);
+  // Nothing can be written toward the client before the pod sends a chunk: a ping makes it send one (its pong).
+  return splice(s, type, u32(cut), size, 0, true);
 }
 
 /** Shadow mode: count every close the filter would have sent (size limits once per frame or message, rate each
@@ -120,68 +134,100 @@ function shadow(s: Stream, insp: Inspection, side: Side): u32 {
   return CONTINUE;
 }
 
-/** After a close was decided: deliver the pending close on this side at a frame boundary; swallow everything else;
- *  once both closes went out, the next chunk from either side ends the stream. */
+/** After a close was decided (steps in the file header). Every chunk is parsed, then swallowed or replaced. */
 function closingChunk(s: Stream, insp: Inspection, side: Side, fromClient: bool, type: i32, size: u32): u32 {
-  if (insp.down.delivered && insp.up.delivered) {
-    setBuffer(type, 0, size, new ArrayBuffer(0));
-    if (!s.reset) { s.reset = true; closeStream(fromClient ? 0 : 1); }
-    return CONTINUE;
-  }
-  if (side.delivered || side.pendingCode == 0) {
-    setBuffer(type, 0, size, new ArrayBuffer(0));
-    return CONTINUE;
-  }
-  let cut: i64 = 0;
   const p = side.parser;
-  if (!p.stopped) {
-    parseChunk(p, type, size);
-    report(s, side, fromClient); // e.g. the peer's close reply: counted, then replaced
-    cut = p.firstBoundary;
+  const stopped = p.stopped; // stopped in an earlier chunk: this one is not parsed, its start is taken as a boundary
+  if (!stopped) parseChunk(p, type, size);
+  mute(side);
+  report(s, side, fromClient); // close frames only: the rest was muted
+  if (!fromClient && !insp.clientSent) {
+    let cut: i64 = 0;
+    if (!stopped) cut = p.firstBoundary;
     if (cut < 0) return CONTINUE; // still inside a frame that began earlier: forward, try at the next chunk
+    return toClient(s, insp, type, u32(cut), size);
   }
-  if (!splice(type, u32(cut), size, side.pendingCode, fromClient, s.id)) return resetStream(s, fromClient);
-  side.delivered = true;
-  return CONTINUE;
+  // A reply counts once its close frame is complete (its last bytes may come in a later chunk). A parser stopped by a
+  // protocol error cannot find a close frame: the next chunk after our close counts as the reply.
+  const replied = (p.closed && p.atFrameBoundary) || (p.stopped && insp.clientSent);
+  if (fromClient && replied && !insp.podSent) {
+    insp.podSent = true;
+    return splice(s, type, 0, size, insp.podCode, true);
+  }
+  if (!fromClient && replied && insp.podSent) return endStream(s, false);
+  return splice(s, type, 0, size, 0, false); // swallow
 }
 
-/** Replaces the chunk with its first `cut` bytes followed by a close frame (masked toward the upstream). */
-function splice(type: i32, cut: u32, size: u32, code: u16, towardUpstream: bool, id: u32): bool {
-  const frame = buildCloseFrame(code, "", towardUpstream, u32(nowMs()) ^ (id * 0x9e3779b1));
+/** Step 1: the client's close at chunk offset `cut` of a response chunk. */
+function toClient(s: Stream, insp: Inspection, type: i32, cut: u32, size: u32): u32 {
+  insp.clientSent = true;
+  insp.deadlineMs = nowMs() + 2 * u64(s.root.config.tickMs);
+  return splice(s, type, cut, size, insp.clientCode, false);
+}
+
+/** Replaces the chunk with its first `cut` bytes followed by a close frame with `code` (masked toward the upstream),
+ *  by an empty ping toward the upstream when `code` is 0 and `towardUpstream`, or by nothing. */
+function splice(s: Stream, type: i32, cut: u32, size: u32, code: u16, towardUpstream: bool): u32 {
+  const key = u32(nowMs()) ^ (s.id * 0x9e3779b1);
+  let frame = new ArrayBuffer(0);
+  if (code != 0) frame = buildCloseFrame(code, "", towardUpstream, key);
+  else if (towardUpstream) {
+    frame = new ArrayBuffer(6);
+    const f = changetype<usize>(frame);
+    store<u16>(f, 0x8089); // FIN ping, masked, empty payload
+    store<u32>(f + 2, key);
+  }
   const out = new ArrayBuffer(i32(cut) + frame.byteLength);
   if (cut > 0) {
-    if (getBuffer(type, 0, cut) != OK || outLen != i32(cut)) { freeBytes(); return false; }
+    if (getBuffer(type, 0, cut) != OK || outLen != i32(cut)) { freeBytes(); return resetStream(s, type == BUF_REQUEST_BODY); }
     memory.copy(changetype<usize>(out), outPtr, cut);
     freeBytes();
   }
   memory.copy(changetype<usize>(out) + cut, changetype<usize>(frame), frame.byteLength);
-  return setBuffer(type, 0, size, out) == OK;
+  if (setBuffer(type, 0, size, out) != OK) return resetStream(s, type == BUF_REQUEST_BODY);
+  return CONTINUE;
 }
 
+/** The filter gives up on the connection: counted as a frame reset. */
 function resetStream(s: Stream, fromClient: bool): u32 {
+  if (!s.reset) s.root.metrics.inc(S.FrameResets);
+  return endStream(s, fromClient);
+}
+
+/** proxy_close_stream; Envoy resets the stream when this VM call returns, before it reads the status (§13.1). */
+function endStream(s: Stream, fromClient: bool): u32 {
   if (!s.reset) {
     s.reset = true;
-    s.root.metrics.inc(S.FrameResets);
     closeStream(fromClient ? 0 : 1);
   }
-  return CONTINUE;
+  return STOP_NO_BUFFER;
+}
+
+/** During a close handshake: what the parser saw is swallowed, not counted (except close frames, by report()). */
+function mute(side: Side): void {
+  const p = side.parser;
+  side.frames = p.frames;
+  side.messages = p.messages;
+  side.bytes = p.payloadBytes;
+  side.pings = p.pings;
+  side.pongs = p.pongs;
 }
 
 /** Feeds one chunk: only header bytes are copied, unless the chunk is small or dense with frames. */
 function parseChunk(p: FrameParser, type: i32, size: u32): void {
   p.beginChunk(size);
-  if (size <= SPARSE_MIN) {
-    if (getBuffer(type, 0, size) == OK) p.push(outPtr, u32(outLen));
-    freeBytes();
-    return;
-  }
+  parseRest(p, type, size);
+}
+
+/** Feeds the rest of the current chunk from where the parser stands. */
+function parseRest(p: FrameParser, type: i32, size: u32): void {
   let copies = 0;
   while (true) {
     const off = p.nextOffset();
     if (off < 0) break;
     let n = p.nextLength();
-    // Dense with small frames (or many headers already): one copy of the rest beats a host call per header.
-    if (copies >= SPARSE_MAX_COPIES || (copies >= 4 && u32(off) < u32(copies) * DENSE_GAP)) n = size - u32(off);
+    // Small, dense with small frames (or many headers already): one copy of the rest beats a host call per header.
+    if (size <= SPARSE_MIN || copies >= SPARSE_MAX_COPIES || (copies >= 4 && u32(off) < u32(copies) * DENSE_GAP)) n = size - u32(off);
     if (getBuffer(type, u32(off), n) != OK || outLen == 0) { freeBytes(); break; }
     p.push(outPtr, u32(outLen));
     freeBytes();

@@ -12,6 +12,8 @@ import {
   closeTable, deployFrames, G, MISBEHAVE, openWs, rawWs, sendAndEcho, upgradeStatus, wasmMissing,
   type CloseRow, type FramesDeployment, type OpenedWs,
 } from "./frames_harness.ts";
+import { registerClientTests } from "./frames_clients.ts";
+import { closeDefects } from "./frames_guard.ts";
 
 const NO_RATE = { rate_limit: null };
 const FRAMES = (f: Record<string, unknown> = {}) => ({ frames: { enabled: true, ...f } });
@@ -309,10 +311,13 @@ describe("frames e2e [emulated]", { skip: missing ? `unavailable: ${missing}` : 
     );
   });
 
+  registerClientTests(rows, withDeployment, backToZero);
+
   test("close-code table (diagnostics)", (t) => {
     for (const line of closeTable(rows).split("\n")) t.diagnostic(line);
     assert.ok(rows.length > 0, "no scenario recorded a row");
     const bad = rows.filter((r) => !r.ok).map((r) => r.scenario);
     assert.deepEqual(bad, [], "every recorded row went as expected");
+    assert.deepEqual(closeDefects, [], "every body callback that called proxy_close_stream returned StopIterationNoBuffer");
   });
 });

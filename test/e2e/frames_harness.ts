@@ -13,11 +13,15 @@ import { buildFrame, Opcode, upgradeRequest } from "../support/frames.ts";
 import { httpRequest } from "../support/ws-client.ts";
 import { waitFor, withTimeout } from "../support/wait.ts";
 import { basePluginConfig, patchConfig, renderBootstrap } from "./targets/render.ts";
+import { installCloseGuard } from "./frames_guard.ts";
 
 export const WASM_PATH = path.join(REPO_ROOT, "build/ws-governor.wasm");
 export const G = "wasmcustom.ws_governor.";
 /** text message that makes an echo pod answer with a masked frame (a protocol violation from the upstream) */
 export const MISBEHAVE = "__pod: send a masked frame__";
+/** text messages starting with this are not echoed: a flooding client's pod stays quiet, so only the client's
+ *  direction can go over messages_per_second (an echo would flood back at the same rate and could trip first) */
+export const NO_ECHO = "flood ";
 export const VM_ID = "ws_governor"; // envoy/envoy.yaml vm_config.vm_id: the shared-data namespace
 
 export function wasmMissing(): string | undefined {
@@ -64,6 +68,7 @@ export async function startEchoPod(name: string, deflate: boolean | PerMessageDe
           (ws as unknown as { _socket: net.Socket })._socket.write(buildFrame({ opcode: Opcode.text, payload: "masked by the pod", mask: true }));
           return;
         }
+        if (!isBinary && (data as Buffer).subarray(0, NO_ECHO.length).toString() === NO_ECHO) return;
         ws.send(data as Buffer, { binary: isBinary });
       });
       ws.on("error", () => {});
@@ -125,6 +130,7 @@ export interface FramesDeployOptions {
 }
 
 export async function deployFrames(o: FramesDeployOptions = {}): Promise<FramesDeployment> {
+  await installCloseGuard(); // records Continue after proxy_close_stream in closeDefects (frames_guard.ts)
   const pods: EchoPod[] = [];
   for (let i = 0; i < (o.pods ?? 1); i++) pods.push(await startEchoPod(`pod-${String.fromCharCode(97 + i)}`, o.podDeflate ?? false));
   const logs: LogEntry[] = [];
