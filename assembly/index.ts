@@ -2,8 +2,9 @@
 // O(1) per callback: typed maps of concrete contexts, no casts of managed results, no per-stream strings or logs.
 import "./host/abort";
 import { Root } from "./filter/root";
-import { Stream, streams, CONTINUE } from "./filter/stream";
-import { onRequestBody, onResponseBody } from "./filter/frames";
+import { Stream, streams, CONTINUE, PLAIN } from "./filter/stream";
+import { onRequestBody, onResponseBody, startInspection, expireClosing } from "./filter/frames";
+import { serveEndpoint } from "./filter/endpoints";
 
 export { malloc, free } from "@solo-io/proxy-runtime/malloc";
 
@@ -32,12 +33,17 @@ export function proxy_on_configure(root: u32, size: u32): u32 {
 }
 
 export function proxy_on_tick(root: u32): void {
-  if (roots.has(root)) roots.get(root).tick();
+  if (!roots.has(root)) return;
+  roots.get(root).tick();
+  expireClosing();
 }
 
 export function proxy_on_request_headers(id: u32, headers: u32, eos: u32): u32 {
   if (!streams.has(id)) return CONTINUE;
-  return streams.get(id).onRequestHeaders();
+  const s = streams.get(id);
+  const r = s.onRequestHeaders();
+  if (r == PLAIN) return serveEndpoint(s);
+  return r;
 }
 
 export function proxy_on_request_body(id: u32, size: u32, eos: u32): u32 {
@@ -47,7 +53,10 @@ export function proxy_on_request_body(id: u32, size: u32, eos: u32): u32 {
 
 export function proxy_on_response_headers(id: u32, headers: u32, eos: u32): u32 {
   if (!streams.has(id)) return CONTINUE;
-  return streams.get(id).onResponseHeaders();
+  const s = streams.get(id);
+  const r = s.onResponseHeaders();
+  if (r == CONTINUE) startInspection(s);
+  return r;
 }
 
 export function proxy_on_response_body(id: u32, size: u32, eos: u32): u32 {

@@ -159,8 +159,7 @@ export function decodeLeases(p: usize, len: i32): Leases | null {
     const vm = load<u32>(o);
     const b = load<u64>(o, 4);
     o += 12;
-    if (vm == 0) return null;
-    for (let k = 0; k < i; k++) if (unchecked(l.vms[k]) == vm) return null;
+    if (vm == 0 || l.vms.indexOf(vm) >= 0) return null; // slots not filled yet hold 0
     unchecked(l.vms[i] = vm);
     unchecked(l.beats[i] = b);
   }

@@ -152,7 +152,7 @@ export class Beat {
 export class Watch {
   beats: u32 = 0;                            // the watcher's beats so far
   vms: Array<u32> = new Array<u32>(0);
-  vals: Array<u64> = new Array<u64>(0);      // the value last seen
+  vals: Array<u32> = new Array<u32>(0);      // the value last seen (low 32 bits: consecutive values always differ there)
   since: Array<u32> = new Array<u32>(0);     // the watcher's beat at which it was first seen
 }
 
@@ -178,7 +178,7 @@ export function heartbeat(store: SharedStore, key: string, vm: u32, nowMs: u64, 
     let i = 0;
     while (i < l.vms.length) {
       const x = l.vms[i];
-      const v = l.beats[i];
+      const v = u32(l.beats[i]);
       let k = watch.vms.indexOf(x);
       if (k < 0) {
         k = watch.vms.length;

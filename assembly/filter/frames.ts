@@ -13,57 +13,55 @@
 // A tick deadline (2 ticks, renewed at step 1) resets streams whose handshake does not finish (frame_resets_total).
 import { FrameParser, Violation, closeCodeFor, buildCloseFrame } from "../core/frames";
 import { S } from "../core/stats";
-import { getBuffer, setBuffer, outPtr, outLen, freeBytes, nowMs, closeStream, OK, BUF_REQUEST_BODY, BUF_RESPONSE_BODY } from "../host/abi";
-import { Stream, CONTINUE } from "./stream";
+import { getBuffer, setBuffer, outPtr, outLen, freeBytes, nowMs, closeStream, setEffectiveContext, headerString, OK,
+         BUF_REQUEST_BODY, BUF_RESPONSE_BODY, MAP_RESPONSE_HEADERS } from "../host/abi";
+import { utf8Encode } from "../core/utf8";
+import { removeAt } from "../core/codec";
+import { Side, Inspection } from "./inspection";
+import { Stream, streams, CONTINUE } from "./stream";
 
 /** StopIterationNoBuffer: what a body callback returns once it called proxy_close_stream (envoy-host §13.1). */
 export const STOP_NO_BUFFER: u32 = 3;
 
+const H_EXTENSIONS = utf8Encode("sec-websocket-extensions");
+
+/** Ids of streams in a close handshake, checked against their deadline on every tick (ids, not Streams: every
+ *  managed type stays acyclic). */
+const closing = new Array<u32>(0);
+
+/** After an admitted 101 (the dispatcher calls this): inspection state when frames.enabled. */
+export function startInspection(s: Stream): void {
+  const f = s.root.config.frames;
+  if (!f.enabled || !s.confirmed) return;
+  let rsv1 = false;
+  const ext = headerString(MAP_RESPONSE_HEADERS, H_EXTENSIONS);
+  if (ext !== null) rsv1 = ext.indexOf("permessage-deflate") >= 0;
+  s.insp = new Inspection(rsv1, f.maxFrameBytes, f.maxMessageBytes, f.messageBurst, !s.root.config.enforce);
+}
+
+/** On every tick: close handshakes past their deadline end with a reset of the stream. */
+export function expireClosing(): void {
+  let i = 0;
+  while (i < closing.length) {
+    const id = closing[i];
+    if (!streams.has(id)) { removeAt(closing, i); continue; }
+    const s = streams.get(id);
+    const insp = s.insp;
+    if (s.finished || s.reset || insp === null) { removeAt(closing, i); continue; }
+    if (s.root.ticks >= insp.deadlineTick) {
+      s.reset = true;
+      s.root.metrics.inc(S.FrameResets);
+      if (setEffectiveContext(s.id) == OK) closeStream(0);
+      removeAt(closing, i);
+      continue;
+    }
+    i++;
+  }
+}
+
 const SPARSE_MIN: u32 = 1024; // smaller chunks are copied whole (one host call)
 const SPARSE_MAX_COPIES: i32 = 32; // then the rest of the chunk is copied in one go
 const DENSE_GAP: u32 = 512;        // frames closer than this on average: copy the rest of the chunk in one go
-
-/** One direction: its parser, what was already reported to stats, its message-rate bucket. */
-class Side {
-  parser: FrameParser;
-  frames: u64 = 0;
-  messages: u64 = 0;
-  bytes: u64 = 0;
-  pings: u64 = 0;
-  pongs: u64 = 0;
-  closes: u64 = 0;
-  tokens: f64 = 0;
-  lastMs: u64 = 0;
-  oversize: u64 = 0;      // shadow mode: oversize frames/messages already counted
-  closeCounted: bool = false; // the code of this side's close frame was counted
-  lastChunkMs: u64 = 0;   // for the idle metric: the longest gap between two chunks of this side
-  maxIdleMs: u64 = 0;
-  delivered: bool = false; // shadow mode: this side's protocol violation was counted
-
-  constructor(fromClient: bool, rsv1: bool, maxFrame: u64, maxMessage: u64, burst: u32) {
-    this.parser = new FrameParser(fromClient, rsv1, maxFrame, maxMessage);
-    this.tokens = f64(burst);
-  }
-}
-
-export class Inspection {
-  down: Side;   // frames from the downstream client (request body)
-  up: Side;     // frames from the upstream (response body)
-  closing: bool = false;
-  deadlineMs: u64 = 0;
-  shadowDrain: bool = false; // shadow mode: the would-be drain close was counted for this connection
-  clientCode: u16 = 0;       // the close the client gets (step 1)
-  podCode: u16 = 0;          // the close the pod gets (step 2)
-  clientSent: bool = false;
-  podSent: bool = false;
-
-  constructor(rsv1: bool, maxFrame: u64, maxMessage: u64, burst: u32, shadow: bool) {
-    this.down = new Side(true, rsv1, maxFrame, maxMessage, burst);
-    this.up = new Side(false, rsv1, maxFrame, maxMessage, burst);
-    this.down.parser.softLimits = shadow;
-    this.up.parser.softLimits = shadow;
-  }
-}
 
 export function onRequestBody(s: Stream, size: u32, eos: bool): u32 {
   return onBody(s, true, size);
@@ -108,8 +106,8 @@ function onBody(s: Stream, fromClient: bool, size: u32): u32 {
   if (cut < 0) return resetStream(s, fromClient);
   countClose(s, code);
   insp.closing = true;
-  insp.deadlineMs = nowMs() + 2 * u64(s.root.config.tickMs);
-  s.root.watchClosing(s);
+  insp.deadlineTick = s.root.ticks + 2;
+  closing.push(s.id);
   insp.clientCode = fromClient ? code : 1001;
   insp.podCode = fromClient ? 1001 : code;
   // From here on both directions are only scanned for close frames: no size limits; an oversize frame is skipped.
@@ -161,7 +159,7 @@ function closingChunk(s: Stream, insp: Inspection, side: Side, fromClient: bool,
 /** Step 1: the client's close at chunk offset `cut` of a response chunk. */
 function toClient(s: Stream, insp: Inspection, type: i32, cut: u32, size: u32): u32 {
   insp.clientSent = true;
-  insp.deadlineMs = nowMs() + 2 * u64(s.root.config.tickMs);
+  insp.deadlineTick = s.root.ticks + 2;
   return splice(s, type, cut, size, insp.clientCode, false);
 }
 
@@ -248,23 +246,8 @@ function report(s: Stream, side: Side, fromClient: bool): void {
   if (p.closes > side.closes) { m.inc(S.Closes, i64(p.closes - side.closes)); side.closes = p.closes; }
   if (!side.closeCounted && p.lastCloseCode != 0) {
     side.closeCounted = true;
-    const c = p.lastCloseCode;
-    let st = S.SeenOther;
-    if (c == 1000) st = S.Seen1000;
-    else if (c == 1001) st = S.Seen1001;
-    else if (c == 1002) st = S.Seen1002;
-    else if (c == 1008) st = S.Seen1008;
-    else if (c == 1009) st = S.Seen1009;
-    else if (c == 1011) st = S.Seen1011;
-    m.inc(st);
+    m.inc(S.Seen1000 + codeIndex(p.lastCloseCode, 6)); // Seen1000 … Seen1011, then SeenOther
   }
-}
-
-/** At stream end: the longest silence of each direction, as histogram samples. */
-export function recordIdle(s: Stream, insp: Inspection): void {
-  const m = s.root.metrics;
-  m.record(S.IdleDown, insp.down.maxIdleMs);
-  m.record(S.IdleUp, insp.up.maxIdleMs);
 }
 
 /** Message-rate token bucket per connection and direction. Consumes the messages counted since the last chunk. */
@@ -283,11 +266,17 @@ function overRate(s: Stream, side: Side): bool {
   return side.tokens < 0;
 }
 
+/** Index of `code` in 1000, 1001, 1002, 1008, 1009, 1011 (the stats' order), or `other` when it is none of them. */
+function codeIndex(code: u16, other: i32): i32 {
+  const k = i32(code) - 1000;
+  if (k == 0 || k == 1 || k == 2) return k;
+  if (k == 8 || k == 9) return k - 5;
+  if (k == 11) return 5;
+  return other;
+}
+
+/** Close1001 … Close1009 in the stats' order; anything else counts as a reset. */
 function countClose(s: Stream, code: u16): void {
-  const m = s.root.metrics;
-  if (code == 1001) m.inc(S.Close1001);
-  else if (code == 1002) m.inc(S.Close1002);
-  else if (code == 1008) m.inc(S.Close1008);
-  else if (code == 1009) m.inc(S.Close1009);
-  else m.inc(S.FrameResets);
+  const i = codeIndex(code, 9) - 1; // 1001 → 0, 1002 → 1, 1008 → 2, 1009 → 3
+  s.root.metrics.inc(i >= 0 && i < 4 ? S.Close1001 + i : S.FrameResets);
 }

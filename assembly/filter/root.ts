@@ -6,8 +6,7 @@ import { ST_OK, ST_NOT_FOUND } from "../core/store";
 import { Beat, Watch, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey, drainKey } from "../core/ledger";
 import { HostStore } from "../host/shared_store";
 import { Metrics } from "../host/metrics";
-import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, OK, setEffectiveContext, closeStream, logLevel } from "../host/abi";
-import { Stream, streams } from "./stream";
+import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, OK, logLevel } from "../host/abi";
 import { removeAt } from "../core/codec";
 import { utf8Encode } from "../core/utf8";
 import { metadataPath } from "./keys";
@@ -42,8 +41,6 @@ export class Root {
   debug: bool = false;         // Envoy's wasm logger is at debug or trace: lifecycle lines are worth building
   rateBuckets: u32 = 1;
   drainShared: bool = false;   // another configuration of this plugin marked the pod as draining
-  closing: Array<u32> = new Array<u32>(0); // ids of streams in a close handshake, with deadlines (ids, not Streams:
-                                           // a Root never refers to a Stream, so every type stays acyclic)
   rateMetaPath: ArrayBuffer | null = null;
   clientMetaPath: ArrayBuffer | null = null;
 
@@ -151,37 +148,12 @@ export class Root {
     this.store.done();
   }
 
-  watchClosing(s: Stream): void { this.closing.push(s.id); }
-
-  /** Close handshakes that did not finish by their deadline end with a reset of the stream. */
-  private expireClosing(): void {
-    if (this.closing.length == 0) return;
-    const now = nowMs();
-    let i = 0;
-    while (i < this.closing.length) {
-      const id = this.closing[i];
-      if (!streams.has(id)) { removeAt(this.closing, i); continue; }
-      const s = streams.get(id);
-      const insp = s.insp;
-      if (s.finished || s.reset || insp === null) { removeAt(this.closing, i); continue; }
-      if (now >= insp.deadlineMs) {
-        s.reset = true;
-        this.metrics.inc(S.FrameResets);
-        if (setEffectiveContext(s.id) == OK) closeStream(0);
-        removeAt(this.closing, i);
-        continue;
-      }
-      i++;
-    }
-  }
-
   tick(): void {
     if (!this.configured) return;
     this.ticks++;
     this.debug = logLevel() <= LOG_DEBUG;
     this.heartbeat();
     this.readDrain();
-    this.expireClosing();
     this.retryPending();
   }
 
@@ -221,8 +193,8 @@ export class Root {
     // A line only when something was reclaimed, counting what was (a silent VM without shares, such as a
     // registered VM that never admitted, costs no line).
     if (pods > 0 || clients > 0) {
-      let line = "ws_governor: reclaimed " + pods.toString() + " connection(s)";
-      if (clients > 0) line += " and " + clients.toString() + " client share(s)";
+      let line = "ws_governor: reclaimed " + u32(pods).toString() + " connection(s)";
+      if (clients > 0) line += " and " + u32(clients).toString() + " client share(s)";
       log(LOG_WARN, line + " from " + b.dead.length.toString() + " silent VM(s)");
     }
   }

@@ -11,23 +11,23 @@ import { getHeader, outString, headerString, sendLocalReply, nowMs, propertyStri
          MAP_REQUEST_HEADERS, MAP_RESPONSE_HEADERS } from "../host/abi";
 import { Root, LOG_INFO, LOG_DEBUG } from "./root";
 import { keyValue } from "./keys";
-import { serveEndpoint } from "./endpoints";
 import { log } from "../host/abi";
-import { Inspection, recordIdle } from "./frames";
+import { Inspection } from "./inspection";
 import { utf8Encode } from "../core/utf8";
 
 const H_UPGRADE = utf8Encode("upgrade");
 const H_CONNECTION = utf8Encode("connection");
 const H_STATUS = utf8Encode(":status");
-const H_EXTENSIONS = utf8Encode("sec-websocket-extensions");
 const UPSTREAM_ADDRESS = utf8Encode("upstream\0address");
 
 export const CONTINUE: u32 = 0;
 export const STOP: u32 = 1;
+/** onRequestHeaders: no upgrade header, so not a WebSocket (the dispatcher then offers the request to the endpoints). */
+export const PLAIN: u32 = 0xffff;
 
 const rate = new RateDecision();
 
-/** Live stream contexts by id (the dispatcher's table; roots look up streams in a close handshake here). */
+/** Live stream contexts by id (the dispatcher's table; frames.ts looks up streams in a close handshake here). */
 export const streams = new Map<u32, Stream>();
 
 export class Stream {
@@ -50,7 +50,7 @@ export class Stream {
   onRequestHeaders(): u32 {
     const root = this.root;
     if (!root.configured) return CONTINUE;
-    if (getHeader(MAP_REQUEST_HEADERS, H_UPGRADE) != OK) return serveEndpoint(this);
+    if (getHeader(MAP_REQUEST_HEADERS, H_UPGRADE) != OK) return PLAIN;
     const upgrade = outString();
     const connection = headerString(MAP_REQUEST_HEADERS, H_CONNECTION);
     if (connection === null || !isWebSocketUpgrade(upgrade, connection)) return CONTINUE;
@@ -79,13 +79,6 @@ export class Stream {
     }
     this.confirmed = true;
     this.startMs = nowMs();
-    const f = this.root.config.frames;
-    if (f.enabled) {
-      let ext = headerString(MAP_RESPONSE_HEADERS, H_EXTENSIONS);
-      let rsv1 = false;
-      if (ext !== null) rsv1 = ext.indexOf("permessage-deflate") >= 0;
-      this.insp = new Inspection(rsv1, f.maxFrameBytes, f.maxMessageBytes, f.messageBurst, !this.root.config.enforce);
-    }
     this.root.metrics.inc(S.Accepted);
     if (this.podKey.length == 0) { // admitted without a pod share (failure_mode open): counted by this VM alone
       this.localGauge = true;
@@ -102,7 +95,10 @@ export class Stream {
     if (!this.ws) return;
     const m = this.root.metrics;
     const insp = this.insp;
-    if (insp !== null) recordIdle(this, insp);
+    if (insp !== null) { // the longest silence of each direction
+      m.record(S.IdleDown, insp.down.maxIdleMs);
+      m.record(S.IdleUp, insp.up.maxIdleMs);
+    }
     this.insp = null;
     if (this.localGauge) { this.localGauge = false; m.inc(S.Active, -1); }
     if (this.confirmed) {
