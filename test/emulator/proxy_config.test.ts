@@ -121,6 +121,14 @@ describe("bootstrap: fields around the shipped ones", () => {
     assert.match(p, /lb_policy: only ROUND_ROBIN or LEAST_REQUEST/);
   });
 
+  test("a STATIC cluster's endpoints must be IP addresses (STRICT_DNS takes hostnames)", async () => {
+    const doc = parseYaml(read("envoy-sidecar.yaml"));
+    doc.static_resources.clusters[0].load_assignment.endpoints[0].lb_endpoints[0].endpoint.address.socket_address.address = "app.local";
+    assert.match(problems(doc).join("\n"), /socket_address\.address: a STATIC cluster needs an IP address/);
+    await assert.rejects(startProxy({ configPath: path.join(ENVOY_DIR, "envoy-sidecar.yaml"), filter: "passthrough", clusterOverrides: { local_app: [{ host: "localhost", port: 1 }] }, listenerPortOverride: 0, adminPortOverride: 0 }),
+      /local_app is a STATIC cluster, localhost is not an IP address/);
+  });
+
   test("header matcher config: oneof, empty prefix, ignore_case with safe_regex, bad regex are errors", () => {
     const withHeaders = (headers: unknown[]) => {
       const doc = parseYaml(read("envoy-sidecar.yaml"));

@@ -1,6 +1,7 @@
 // Reader for static_resources.clusters[]: type, connect_timeout, lb_policy (ROUND_ROBIN, LEAST_REQUEST with
 // least_request_lb_config.choice_count), dns_lookup_family, typed_extension_protocol_options (HttpProtocolOptions with
 // explicit HTTP/1.1 only: the loopback proxy speaks HTTP/1.1 upstream) and load_assignment.
+import net from "node:net";
 import { RouteReader } from "./bootstrap_route.ts";
 import type { ClusterConfig, DnsLookupFamily, SocketAddress } from "./bootstrap_types.ts";
 
@@ -76,6 +77,8 @@ export class ClusterReader extends RouteReader {
           const lo = this.obj(lp, le, ["endpoint"]);
           const en = lo && this.obj(`${lp}.endpoint`, lo.endpoint, ["address"]);
           const sa = en && this.socketAddress(`${lp}.endpoint.address`, en.address);
+          // Envoy: a STATIC cluster's endpoints are IP addresses ("malformed IP address"); DNS types take hostnames
+          if (sa && type === "STATIC" && !net.isIP(sa.address)) this.err(`${lp}.endpoint.address.socket_address.address`, "a STATIC cluster needs an IP address");
           if (sa) endpoints.push(sa);
         });
       });

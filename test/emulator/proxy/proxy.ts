@@ -3,6 +3,7 @@
 // 127.0.0.1 only. Downstream connections are spread over the worker VMs round robin (Envoy's listener balancing).
 import { readFileSync } from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type {
@@ -110,6 +111,8 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
   for (const [name, eps] of Object.entries(opts.clusterOverrides ?? {})) {
     const c = bs.clusters.get(name);
     if (!c) throw new ProxyStartError(`clusterOverrides: unknown cluster ${name}`);
+    const bad = c.type === "STATIC" ? eps.find((e) => !net.isIP(e.host)) : undefined;
+    if (bad) throw new ProxyStartError(`clusterOverrides: ${name} is a STATIC cluster, ${bad.host} is not an IP address`);
     c.endpoints = eps.map((e) => ({ address: e.host, port: e.port }));
   }
   const hcm = bs.listener.hcm;
