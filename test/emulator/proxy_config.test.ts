@@ -4,6 +4,7 @@
 // LEAST_REQUEST (power of two choices by active requests), histogram_bucket_settings, failure_policy/reload_config.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { parse as parseYaml } from "yaml";
@@ -340,6 +341,32 @@ describe("envoy-gateway.yaml and envoy-sidecar.yaml running (scripted plugin)", 
       assert.equal((routeOf(plugin.streams.at(-1)!) as { routeName?: string }).routeName, "http");
     } finally {
       await proxy.close();
+    }
+  });
+
+  test("sidecar: the chosen route's timeout applies — http (shortened to 0.3s here) answers 504, the websocket route (0s) waits", async () => {
+    const silent = net.createServer((s) => { held.push(s); }); // accepts and never answers
+    const held: net.Socket[] = [];
+    await new Promise<void>((r) => silent.listen(0, "127.0.0.1", r));
+    const doc = parseYaml(read("envoy-sidecar.yaml"));
+    hcmOf(doc).route_config.virtual_hosts[0].routes[1].route.timeout = "0.3s";
+    const proxy = await startProxy({
+      config: doc, plugin: new FakePlugin(2), listenerPortOverride: 0, adminPortOverride: 0,
+      clusterOverrides: { local_app: [{ host: "127.0.0.1", port: (silent.address() as net.AddressInfo).port }] },
+    });
+    try {
+      const t0 = Date.now();
+      const r = await httpRequest(proxy.url("/slow"));
+      assert.equal(r.status, 504);
+      assert.equal(r.body, "upstream request timeout");
+      assert.ok(Date.now() - t0 >= 250, "after the http route's timeout");
+      const ws = await connectWs(proxy.wsUrl("/slow"), { timeoutMs: 800 });
+      assert.equal(ws.kind, "error", "no 504 on the websocket route: the handshake just waits");
+      if (ws.kind === "error") assert.match(ws.error.message, /timed out|within/i);
+    } finally {
+      await proxy.close();
+      for (const s of held) s.destroy();
+      await new Promise<void>((r) => silent.close(() => r()));
     }
   });
 });
