@@ -12,7 +12,7 @@ export type WsOutcome =
 /** Open a WebSocket; resolves with open, rejected (non-101 answer, through `unexpected-response`) or error. */
 export function connectWs(
   url: string,
-  opts: { headers?: Record<string, string>; timeoutMs?: number } = {},
+  opts: { headers?: Record<string, string>; timeoutMs?: number; localAddress?: string } = {},
 ): Promise<WsOutcome> {
   const timeoutMs = opts.timeoutMs ?? 5000;
   return new Promise((resolve) => {
@@ -23,7 +23,10 @@ export function connectWs(
       clearTimeout(timer);
       resolve(o);
     };
-    const ws = new WebSocket(url, { headers: opts.headers, perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    const ws = new WebSocket(url, {
+      headers: opts.headers, perMessageDeflate: false, handshakeTimeout: timeoutMs,
+      localAddress: opts.localAddress, // e.g. 127.0.0.7: a second loopback client IP (ProxyOptions.networkView)
+    });
     const timer = setTimeout(() => {
       ws.terminate();
       done({ kind: "error", error: new Error(`no handshake answer within ${timeoutMs} ms`) });
@@ -101,12 +104,12 @@ export interface HttpResult {
 /** One HTTP/1.1 request on a fresh connection. */
 export function httpRequest(
   url: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number } = {},
+  opts: { method?: string; headers?: Record<string, string>; body?: string; timeoutMs?: number; localAddress?: string } = {},
 ): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       url,
-      { method: opts.method ?? "GET", headers: opts.headers, agent: false, timeout: opts.timeoutMs ?? 5000 },
+      { method: opts.method ?? "GET", headers: opts.headers, agent: false, timeout: opts.timeoutMs ?? 5000, localAddress: opts.localAddress },
       (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));

@@ -8,6 +8,8 @@ export interface EndpointState {
   address: string;       // "host:port"
   activeUpgrades: number;
   totalUpgrades: number;
+  /** host rq_active (what LEAST_REQUEST compares); filled in by RunningProxy.endpoints() */
+  activeRequests?: number;
 }
 
 export interface DemoState {

@@ -3,7 +3,7 @@
 // (validated by make check-config, tools/checks/check-config.mjs), so this reader only has to say "supported or not".
 import { parse as parseYaml } from "yaml";
 import type { Obj } from "./bootstrap_fields.ts";
-import { TlsReader } from "./bootstrap_tls.ts";
+import { ClusterReader } from "./bootstrap_cluster.ts";
 import {
   BootstrapError, type ClusterConfig, type HcmConfig, type ProxyBootstrap, type RouteEntry, type SocketAddress, type VirtualHost,
   type WasmFilterConfig, type TlsListenerConfig,
@@ -39,7 +39,7 @@ export function readBootstrap(doc: unknown): ProxyBootstrap {
   return out;
 }
 
-class Reader extends TlsReader {
+class Reader extends ClusterReader {
   bootstrap(doc: unknown): ProxyBootstrap | undefined {
     const b = this.obj("", doc, ["node", "admin", "static_resources", "stats_config"]);
     if (!b) return undefined;
@@ -61,14 +61,16 @@ class Reader extends TlsReader {
       if (a) admin = this.socketAddress("admin.address", a.address);
     }
     const statsTags: ProxyBootstrap["statsTags"] = [];
+    let histogramBuckets: ProxyBootstrap["histogramBuckets"] = [];
     let useAllDefaultTags = true;
     if (b.stats_config !== undefined) {
-      const sc = this.obj("stats_config", b.stats_config, ["stats_tags", "use_all_default_tags"]);
+      const sc = this.obj("stats_config", b.stats_config, ["stats_tags", "use_all_default_tags", "histogram_bucket_settings"]);
       if (sc) {
         if (sc.use_all_default_tags !== undefined) {
           if (typeof sc.use_all_default_tags !== "boolean") this.err("stats_config.use_all_default_tags", "expected a bool");
           else useAllDefaultTags = sc.use_all_default_tags;
         }
+        histogramBuckets = this.histogramBuckets("stats_config.histogram_bucket_settings", sc.histogram_bucket_settings);
         this.list("stats_config.stats_tags", sc.stats_tags).forEach((t, i) => {
           const p = `stats_config.stats_tags[${i}]`;
           const o = this.obj(p, t, ["tag_name", "regex"]);
@@ -107,12 +109,16 @@ class Reader extends TlsReader {
       }
     }
     if (!listener) return undefined;
-    return { node, admin, statsTags, useAllDefaultTags, listener, clusters };
+    return { node, admin, statsTags, useAllDefaultTags, histogramBuckets, listener, clusters };
   }
 
   private listener(path: string, v: unknown): ProxyBootstrap["listener"] | undefined {
-    const l = this.obj(path, v, ["name", "address", "filter_chains"]);
+    const l = this.obj(path, v, ["name", "address", "filter_chains", "traffic_direction"]);
     if (!l) return undefined;
+    const trafficDirection = String(l.traffic_direction ?? "UNSPECIFIED").toUpperCase();
+    if (!["UNSPECIFIED", "INBOUND", "OUTBOUND"].includes(trafficDirection)) {
+      this.err(`${path}.traffic_direction`, "expected UNSPECIFIED, INBOUND or OUTBOUND");
+    }
     const name = this.str(`${path}.name`, l.name) ?? "listener_0";
     const address = this.socketAddress(`${path}.address`, l.address);
     const chains = this.list(`${path}.filter_chains`, l.filter_chains);
@@ -135,7 +141,7 @@ class Reader extends TlsReader {
     if (f.name !== "envoy.filters.network.http_connection_manager") this.err(`${fp}.name`, "only envoy.filters.network.http_connection_manager");
     const hcm = this.hcm(`${fp}.typed_config`, f.typed_config);
     if (!hcm || !address) return undefined;
-    return { name, address, hcm, tls };
+    return { name, address, hcm, tls, trafficDirection: trafficDirection as ProxyBootstrap["listener"]["trafficDirection"] };
   }
 
   private hcm(path: string, v: unknown): HcmConfig | undefined {
@@ -185,25 +191,32 @@ class Reader extends TlsReader {
     }
     const filters = this.list(`${path}.http_filters`, h.http_filters);
     let wasm: WasmFilterConfig | undefined;
+    // Envoy finds an HTTP filter's factory by its typed_config @type; `name` only labels it (stats, logs)
     filters.forEach((f, i) => {
       const fp = `${path}.http_filters[${i}]`;
       const o = this.obj(fp, f, ["name", "typed_config"]);
       if (!o) return;
-      const isLast = i === filters.length - 1;
-      if (isLast) {
-        if (o.name !== "envoy.filters.http.router") this.err(`${fp}.name`, "the last HTTP filter must be envoy.filters.http.router");
-        this.any(`${fp}.typed_config`, o.typed_config, T_ROUTER, []);
+      this.str(`${fp}.name`, o.name, true);
+      const t = o.typed_config && typeof o.typed_config === "object" ? (o.typed_config as Obj)["@type"] : undefined;
+      if (o.typed_config === undefined) {
+        this.err(`${fp}.typed_config`, "required (the filter is recognised by its @type)");
         return;
       }
-      if (o.name !== "envoy.filters.http.wasm") {
-        this.err(`${fp}.name`, "only envoy.filters.http.wasm (then the router) is supported");
+      const isLast = i === filters.length - 1;
+      if (isLast) {
+        if (t !== T_ROUTER) this.err(`${fp}.typed_config.@type`, `the last HTTP filter must be envoy.filters.http.router (${T_ROUTER})`);
+        else this.any(`${fp}.typed_config`, o.typed_config, T_ROUTER, []);
+        return;
+      }
+      if (t !== T_WASM) {
+        this.err(`${fp}.typed_config.@type`, `only the Wasm filter (${T_WASM}) before the router is supported, not ${String(t)}`);
         return;
       }
       if (wasm) {
         this.err(fp, "only one Wasm filter is supported");
         return;
       }
-      wasm = this.wasm(`${fp}.typed_config`, o.typed_config, String(o.name));
+      wasm = this.wasm(`${fp}.typed_config`, o.typed_config, String(o.name ?? ""));
     });
     if (filters.length === 0) this.err(`${path}.http_filters`, "at least the router is required");
     const bool = (k: string): boolean => {
@@ -233,28 +246,6 @@ class Reader extends TlsReader {
       skipXffAppend: bool("skip_xff_append"),
       maxRequestHeadersKb,
       maxHeadersCount: maxHeadersCount === 0 ? 100 : maxHeadersCount,
-    };
-  }
-
-  private route(path: string, v: unknown): RouteEntry | undefined {
-    const o = this.obj(path, v, ["name", "match", "route"]);
-    if (!o) return undefined;
-    const m = this.obj(`${path}.match`, o.match, ["prefix", "path"]);
-    const match: RouteEntry["match"] = {};
-    if (m) {
-      if (m.prefix !== undefined && m.path !== undefined) this.err(`${path}.match`, "prefix and path are a oneof");
-      if (m.prefix !== undefined) match.prefix = this.str(`${path}.match.prefix`, m.prefix);
-      else if (m.path !== undefined) match.path = this.str(`${path}.match.path`, m.path);
-      else this.err(`${path}.match`, "prefix or path required");
-    }
-    const ra = this.obj(`${path}.route`, o.route, ["cluster", "timeout", "idle_timeout"]);
-    if (!ra) return undefined;
-    return {
-      name: this.str(`${path}.name`, o.name) ?? "",
-      match,
-      cluster: this.str(`${path}.route.cluster`, ra.cluster, true) ?? "",
-      timeoutMs: this.dur(`${path}.route.timeout`, ra.timeout, 15_000),
-      idleTimeoutMs: ra.idle_timeout === undefined ? undefined : this.dur(`${path}.route.idle_timeout`, ra.idle_timeout, 0),
     };
   }
 
@@ -321,39 +312,6 @@ class Reader extends TlsReader {
       reloadBackoffMs,
       allowOnHeadersStopIteration: c.allow_on_headers_stop_iteration as boolean | undefined,
       environment,
-    };
-  }
-
-  private cluster(path: string, v: unknown): ClusterConfig | undefined {
-    const c = this.obj(path, v, ["name", "type", "connect_timeout", "lb_policy", "load_assignment"]);
-    if (!c) return undefined;
-    const name = this.str(`${path}.name`, c.name, true) ?? "";
-    const type = String(c.type ?? "STATIC").toUpperCase();
-    if (type !== "STATIC" && type !== "STRICT_DNS" && type !== "LOGICAL_DNS") this.err(`${path}.type`, "only STATIC, STRICT_DNS, LOGICAL_DNS");
-    const lb = String(c.lb_policy ?? "ROUND_ROBIN").toUpperCase();
-    if (lb !== "ROUND_ROBIN") this.err(`${path}.lb_policy`, "only ROUND_ROBIN");
-    const endpoints: SocketAddress[] = [];
-    const la = this.obj(`${path}.load_assignment`, c.load_assignment, ["cluster_name", "endpoints"]);
-    if (la) {
-      this.list(`${path}.load_assignment.endpoints`, la.endpoints).forEach((e, i) => {
-        const ep = `${path}.load_assignment.endpoints[${i}]`;
-        const o = this.obj(ep, e, ["lb_endpoints"]);
-        if (!o) return;
-        this.list(`${ep}.lb_endpoints`, o.lb_endpoints).forEach((le, j) => {
-          const lp = `${ep}.lb_endpoints[${j}]`;
-          const lo = this.obj(lp, le, ["endpoint"]);
-          const en = lo && this.obj(`${lp}.endpoint`, lo.endpoint, ["address"]);
-          const sa = en && this.socketAddress(`${lp}.endpoint.address`, en.address);
-          if (sa) endpoints.push(sa);
-        });
-      });
-    }
-    return {
-      name,
-      type: type as ClusterConfig["type"],
-      connectTimeoutMs: this.dur(`${path}.connect_timeout`, c.connect_timeout, 5000),
-      lbPolicy: "ROUND_ROBIN",
-      endpoints,
     };
   }
 }

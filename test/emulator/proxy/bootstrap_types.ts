@@ -2,9 +2,25 @@
 
 export interface SocketAddress { address: string; port: number }
 
+/** envoy.type.matcher.v3.StringMatcher (safe_regex: RE2 full match, approximated by an anchored JS RegExp) */
+export interface StringMatch {
+  kind: "exact" | "prefix" | "suffix" | "contains" | "regex";
+  value: string;
+  ignoreCase: boolean;
+  regex?: RegExp;
+}
+
+/** config.route.v3.HeaderMatcher: the value is every entry of the header joined with "," (getAllOfHeaderAsString) */
+export interface HeaderMatcher {
+  name: string;
+  invert: boolean;
+  treatMissingAsEmpty: boolean;
+  spec: { kind: "present"; present: boolean } | { kind: "string"; m: StringMatch } | { kind: "range"; start: number; end: number };
+}
+
 export interface RouteEntry {
   name: string;
-  match: { prefix?: string; path?: string };
+  match: { prefix?: string; path?: string; headers?: HeaderMatcher[] };
   cluster: string;
   timeoutMs: number;      // 0 = disabled (default 15000)
   idleTimeoutMs?: number; // per-route override of stream_idle_timeout
@@ -52,11 +68,17 @@ export interface HcmConfig {
   wasm?: WasmFilterConfig;     // the filter before the router, if present
 }
 
+export type DnsLookupFamily = "AUTO" | "V4_ONLY" | "V6_ONLY" | "V4_PREFERRED" | "ALL";
+
 export interface ClusterConfig {
   name: string;
   type: "STATIC" | "STRICT_DNS" | "LOGICAL_DNS";
   connectTimeoutMs: number;    // default 5000
-  lbPolicy: "ROUND_ROBIN";
+  lbPolicy: "ROUND_ROBIN" | "LEAST_REQUEST";
+  choiceCount: number;         // least_request_lb_config.choice_count, default 2
+  dnsLookupFamily: DnsLookupFamily; // default AUTO (v6 first, then v4)
+  /** typed_extension_protocol_options HttpProtocolOptions: only explicit HTTP/1.1 (also the default) is modelled */
+  upstreamProtocol: "HTTP/1.1";
   endpoints: SocketAddress[];
 }
 
@@ -65,7 +87,12 @@ export interface ProxyBootstrap {
   admin?: SocketAddress;
   statsTags: Array<{ tagName: string; regex: string }>;
   useAllDefaultTags: boolean;
-  listener: { name: string; address: SocketAddress; hcm: HcmConfig; tls?: TlsListenerConfig };
+  listener: {
+    name: string; address: SocketAddress; hcm: HcmConfig; tls?: TlsListenerConfig;
+    trafficDirection: "UNSPECIFIED" | "INBOUND" | "OUTBOUND"; // recorded only (Envoy: stats/tracing, listener_direction)
+  };
+  /** stats_config.histogram_bucket_settings (read and validated; the host renders its default buckets) */
+  histogramBuckets: Array<{ match: StringMatch; buckets: number[] }>;
   clusters: Map<string, ClusterConfig>;
 }
 

@@ -10,7 +10,7 @@ export type FakeCall =
   | { op: "encodeHeaders"; headers: HeaderList; endStream: boolean; details?: string }
   | { op: "encodeData"; data: Uint8Array; endStream: boolean }
   | { op: "setUpstream"; address: string }
-  | { op: "setRoute"; clusterName?: string }
+  | { op: "setRoute"; clusterName?: string; routeName?: string }
   | { op: "complete" }
   | { op: "reset"; reason: string };
 
@@ -39,8 +39,8 @@ export class FakeStream implements FilterStream {
   setUpstream(info: { address: string }): void {
     this.calls.push({ op: "setUpstream", address: info.address });
   }
-  setRoute(info: { clusterName?: string }): void {
-    this.calls.push({ op: "setRoute", clusterName: info.clusterName });
+  setRoute(info: { clusterName?: string; routeName?: string }): void {
+    this.calls.push({ op: "setRoute", clusterName: info.clusterName, routeName: info.routeName });
   }
   decodeHeaders(headers: HeaderList, endStream: boolean): StepResult {
     this.check("decodeHeaders");

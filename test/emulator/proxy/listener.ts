@@ -33,7 +33,7 @@ export interface ListenerDeps {
 /** What a connection looks like to Envoy, for tests that play remote clients on loopback: the kernel here only has
  *  127.x peers connecting to 127.x, so a test maps, e.g., a client bound to 127.0.0.7 to peer 10.1.2.7 reaching the
  *  pod address 10.0.0.10:8080. Undefined: the socket's own addresses. */
-export type NetworkView = (peerIp: string) => { peer: string; local: string } | undefined;
+export type NetworkView = (peerIp: string, peerPort: number) => { peer: string; local: string } | undefined;
 
 function splitAddress(a: string): { ip: string; port: number } {
   const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(a);
@@ -87,7 +87,7 @@ export function createListener(d: ListenerDeps): { server: http.Server; openSock
   };
   server.on(t ? "secureConnection" : "connection", onConnection);
 
-  const viewOf = (s: net.Socket) => d.networkView?.(s.remoteAddress ?? "127.0.0.1");
+  const viewOf = (s: net.Socket) => d.networkView?.(s.remoteAddress ?? "127.0.0.1", s.remotePort ?? 0);
   const peerOf = (s: net.Socket) => {
     const v = viewOf(s);
     return v ? splitAddress(v.peer) : { ip: s.remoteAddress ?? "127.0.0.1", port: s.remotePort ?? 0 };

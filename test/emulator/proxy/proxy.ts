@@ -3,14 +3,16 @@
 // 127.0.0.1 only. Downstream connections are spread over the worker VMs round robin (Envoy's listener balancing).
 import { readFileSync } from "node:fs";
 import http from "node:http";
+import net from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import type {
   EnvoyProcessApi, EnvoyVersion, LogEntry, LogLevel, PluginHandle, PluginOptions, ProcessOptions,
 } from "../host/api.ts";
 import { adminViews, createAdminServer, type DemoState, type EndpointState } from "./admin.ts";
-import { readBootstrap, parseBootstrapYaml, type ClusterConfig, type ProxyBootstrap, type RouteEntry, type SocketAddress } from "./bootstrap.ts";
-import { headerValue } from "./headers.ts";
+import { readBootstrap, parseBootstrapYaml, type ClusterConfig, type ProxyBootstrap, type SocketAddress } from "./bootstrap.ts";
+import { LoadBalancers } from "./lb.ts";
+import { matchRoute } from "./routing.ts";
 import { createListener, defaultLocalIp, type NetworkView } from "./listener.ts";
 import { ProxyStats } from "./stats.ts";
 import { ProxyStream, type StreamEnv } from "./stream.ts";
@@ -47,6 +49,8 @@ export interface ProxyOptions {
   localAddress?: string;
   /** test hook: the peer/local addresses Envoy would see for a loopback peer IP (listener.ts NetworkView) */
   networkView?: NetworkView;
+  /** LEAST_REQUEST sampling: an unsigned integer per call, as Envoy's random() (default Math.random based) */
+  lbRandom?: () => number;
   /** extra admin routes, e.g. a demo page: path → handler */
   adminRoutes?: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void>;
 }
@@ -107,6 +111,8 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
   for (const [name, eps] of Object.entries(opts.clusterOverrides ?? {})) {
     const c = bs.clusters.get(name);
     if (!c) throw new ProxyStartError(`clusterOverrides: unknown cluster ${name}`);
+    const bad = c.type === "STATIC" ? eps.find((e) => !net.isIP(e.host)) : undefined;
+    if (bad) throw new ProxyStartError(`clusterOverrides: ${name} is a STATIC cluster, ${bad.host} is not an IP address`);
     c.endpoints = eps.map((e) => ({ address: e.host, port: e.port }));
   }
   const hcm = bs.listener.hcm;
@@ -179,7 +185,7 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
   }
 
   // ---- routing and load balancing
-  const rr = new Map<string, number>();
+  const lbs = new LoadBalancers(opts.lbRandom);
   const endpointState = new Map<string, EndpointState>();
   for (const c of bs.clusters.values()) {
     for (const e of c.endpoints) {
@@ -197,12 +203,8 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
     agent,
     route: (h) => matchRoute(bs, h),
     cluster: (n) => bs.clusters.get(n),
-    pickEndpoint: (c: ClusterConfig): SocketAddress | undefined => {
-      if (c.endpoints.length === 0) return undefined;
-      const i = rr.get(c.name) ?? 0;
-      rr.set(c.name, i + 1);
-      return c.endpoints[i % c.endpoints.length];
-    },
+    pickEndpoint: (c: ClusterConfig): SocketAddress | undefined => lbs.pick(c),
+    requestActive: (key, delta) => lbs.requestActive(key, delta),
     upgradeActive: (key, delta) => {
       const e = endpointState.get(key);
       if (!e) return;
@@ -264,7 +266,7 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
     statsText,
     statsPrometheus,
     stat: (name) => stats.get(name) ?? host?.stats.get(name),
-    endpoints: () => [...endpointState.values()].map((e) => ({ ...e })),
+    endpoints: () => [...endpointState.values()].map((e) => ({ ...e, activeRequests: lbs.activeRequests(e.address) })),
     demoState,
     stepWallClock,
     close: () => {
@@ -279,32 +281,6 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
     },
   };
   return proxy;
-}
-
-function matchRoute(bs: ProxyBootstrap, h: Array<[string, string]>): { vhost: string; route: RouteEntry } | undefined {
-  const authority = (headerValue(h, ":authority") ?? "").toLowerCase();
-  const hostNoPort = authority.replace(/:\d+$/, "");
-  const vhs = bs.listener.hcm.virtualHosts;
-  const domainMatch = (d: string, a: string): boolean => {
-    d = d.toLowerCase();
-    if (d === "*") return true;
-    if (d.startsWith("*")) return a.endsWith(d.slice(1));
-    if (d.endsWith("*")) return a.startsWith(d.slice(0, -1));
-    return a === d;
-  };
-  // exact, then suffix/prefix wildcards, then "*" (Envoy's precedence), host with and without the port
-  const ranked = (a: string) =>
-    vhs.find((v) => v.domains.some((d) => d.toLowerCase() === a)) ??
-    vhs.find((v) => v.domains.some((d) => d !== "*" && domainMatch(d, a)));
-  const vh = ranked(authority) ?? ranked(hostNoPort) ?? vhs.find((v) => v.domains.includes("*"));
-  if (!vh) return undefined;
-  const p = headerValue(h, ":path") ?? "/";
-  const pathOnly = p.split("?")[0];
-  for (const r of vh.routes) {
-    if (r.match.path !== undefined && pathOnly === r.match.path) return { vhost: vh.name, route: r };
-    if (r.match.prefix !== undefined && p.startsWith(r.match.prefix)) return { vhost: vh.name, route: r };
-  }
-  return undefined;
 }
 
 function listen(server: http.Server, p: number, what: string): Promise<void> {

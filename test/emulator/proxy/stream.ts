@@ -10,6 +10,7 @@ import type net from "node:net";
 import type { FilterStream, HeaderList, StepResult } from "../host/api.ts";
 import type { ClusterConfig, HcmConfig, RouteEntry, SocketAddress } from "./bootstrap.ts";
 import { finalResponseHeaders, headerValue, responseHead, responseHeadersForFilter, statusOf, upstreamRequestHeaders } from "./headers.ts";
+import { lookupFor } from "./lb.ts";
 import type { ProxyStats } from "./stats.ts";
 import { EMPTY, ProxyStreamBase, type Downstream } from "./stream_base.ts";
 
@@ -21,6 +22,8 @@ export interface StreamEnv {
   route(headers: HeaderList): { vhost: string; route: RouteEntry } | undefined;
   cluster(name: string): ClusterConfig | undefined;
   pickEndpoint(cluster: ClusterConfig): SocketAddress | undefined;
+  /** the endpoint's active request count (LEAST_REQUEST's rq_active) */
+  requestActive(endpoint: string, delta: number): void;
   upgradeActive(endpoint: string, delta: number): void;
   forget(s: ProxyStream): void;
   nextConnectionId(): number;
@@ -38,7 +41,11 @@ export class ProxyStream extends ProxyStreamBase {
     if (filter) filter.events = { onAsync: (r, dir) => this.onAsync(r, dir) };
   }
 
+  private activeOn?: string;
+
   protected detach(): void {
+    if (this.activeOn) this.env.requestActive(this.activeOn, -1);
+    this.activeOn = undefined;
     this.env.forget(this);
   }
 
@@ -82,6 +89,8 @@ export class ProxyStream extends ProxyStreamBase {
     const ep = this.env.pickEndpoint(cluster);
     if (!ep) return this.routerReply(503, "no healthy upstream", "no_healthy_upstream");
     this.endpointKey = `${ep.address}:${ep.port}`;
+    this.activeOn = this.endpointKey;
+    this.env.requestActive(this.endpointKey, 1);
     this.filter?.setUpstream({ address: this.endpointKey, port: ep.port, clusterName: cluster.name });
     this.env.stats.inc(`cluster.${cluster.name}.upstream_rq_total`);
     this.connectUpstream(headers, ep, cluster, endStream);
@@ -98,6 +107,7 @@ export class ProxyStream extends ProxyStreamBase {
       headers: flat as unknown as http.OutgoingHttpHeaders,
       setHost: false,
       agent: this.isUpgrade ? false : this.env.agent,
+      lookup: lookupFor(cluster.dnsLookupFamily) as unknown as http.RequestOptions["lookup"],
     });
     this.upstreamReq = req;
     const connectTimer = setTimeout(() => {
