@@ -1,5 +1,6 @@
 // Gateway (upstream mode) end to end: the emulated Envoy (envoy/envoy.yaml, whose plugin configuration is replaced
-// by an upstream-mode one; envoy/envoy-gateway.yaml uses fields beyond the loopback proxy's subset) with three real
+// by an upstream-mode one, so that round robin fills the pods in a known order; envoy/envoy-gateway.yaml, with
+// LEAST_REQUEST, runs in test/e2e/spoofing.test.ts) with three real
 // `ws` pods. The pod is whichever endpoint Envoy picked (upstream.address), known only at the 101; a full pod is
 // answered with 503 from the response path, straight to the client (envoy-host.md §7.3).
 import { test } from "node:test";

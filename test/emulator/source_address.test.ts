@@ -26,7 +26,7 @@ async function withProxy(hcm: Record<string, unknown>, fn: (e: InProxy) => Promi
 }
 
 test("§13.2 use_remote_address false (default): the last x-forwarded-for entry is source.address (port 0); else the peer", async () => {
-  await withProxy({}, async (e) => {
+  await withProxy({ use_remote_address: false }, async (e) => {
     const plain = await ask(e, []);
     assert.match(plain.source, /^127\.0\.0\.1:\d+$/, "no XFF: the peer");
     assert.notEqual(plain.port, 0n);
@@ -49,7 +49,7 @@ test("§13.2 use_remote_address false (default): the last x-forwarded-for entry 
 });
 
 test("§13.2 use_remote_address false, xff_num_trusted_hops 1: the second entry from the right", async () => {
-  await withProxy({ xff_num_trusted_hops: 1 }, async (e) => {
+  await withProxy({ use_remote_address: false, xff_num_trusted_hops: 1 }, async (e) => {
     assert.equal((await ask(e, ["X-Forwarded-For: 1.1.1.1,2.2.2.2"])).source, "1.1.1.1:0");
     assert.match((await ask(e, ["X-Forwarded-For: 2.2.2.2"])).source, /^127\.0\.0\.1:\d+$/, "too few entries → the peer");
   });
