@@ -13,7 +13,6 @@ import { buildFrame, Opcode, upgradeRequest } from "../support/frames.ts";
 import { httpRequest } from "../support/ws-client.ts";
 import { waitFor, withTimeout } from "../support/wait.ts";
 import { basePluginConfig, patchConfig, renderBootstrap } from "./targets/render.ts";
-import { installCloseGuard } from "./frames_guard.ts";
 
 export const WASM_PATH = path.join(REPO_ROOT, "build/ws-governor.wasm");
 export const G = "wasmcustom.ws_governor.";
@@ -130,7 +129,6 @@ export interface FramesDeployOptions {
 }
 
 export async function deployFrames(o: FramesDeployOptions = {}): Promise<FramesDeployment> {
-  await installCloseGuard(); // records Continue after proxy_close_stream in closeDefects (frames_guard.ts)
   const pods: EchoPod[] = [];
   for (let i = 0; i < (o.pods ?? 1); i++) pods.push(await startEchoPod(`pod-${String.fromCharCode(97 + i)}`, o.podDeflate ?? false));
   const logs: LogEntry[] = [];
@@ -180,9 +178,14 @@ export async function deployFrames(o: FramesDeployOptions = {}): Promise<FramesD
       store.put(VM_ID, key, value);
     },
     sharedGet: (key) => store?.get(VM_ID, key)?.value,
+    // proxy.close() rejects with HostDefectError when the module returned Continue after proxy_close_stream or a
+    // local reply (envoy-host.md §13.1), so every frames test also checks that rule
     stop: async () => {
-      await proxy.close();
-      await Promise.all(pods.map((p) => p.kill()));
+      try {
+        await proxy.close();
+      } finally {
+        await Promise.all(pods.map((p) => p.kill()));
+      }
     },
   };
 }

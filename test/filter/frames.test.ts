@@ -1,12 +1,10 @@
 // Frame inspection inside the release module (the e2e suite test/e2e/frames.test.ts covers real ws peers): the close
 // handshake, its deadline, and the stats, driven chunk by chunk. Every body callback that closed the stream must
-// return StopIterationNoBuffer (frames_guard.ts checks it; the last test asserts no defect was recorded).
+// return StopIterationNoBuffer: the host emulator records anything else as a §13.1 defect and e.close() then fails.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { closeDefects, installCloseGuard } from "../e2e/frames_guard.ts";
 import { makeEnv, conn, upgradeHeaders, H101, isContinue, podTotal, ok, type StepResult } from "./support.ts";
 
-const guard = await installCloseGuard();
 
 function frame(op: number, payload: Uint8Array, masked: boolean): Uint8Array {
   const n = payload.length;
@@ -191,9 +189,4 @@ test("frames: counters per direction, pings and pongs, idle histogram at the end
   } finally {
     e.close();
   }
-});
-
-test("frames: every body callback that called proxy_close_stream returned StopIterationNoBuffer (envoy-host §13.1)", (t) => {
-  t.diagnostic(`close guard: ${guard}`);
-  assert.deepEqual(closeDefects, []);
 });
