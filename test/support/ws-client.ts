@@ -4,6 +4,14 @@ import WebSocket from "ws";
 
 export type Headers = Record<string, string | string[] | undefined>;
 
+/** TLS client options for a wss:// URL (passed to tls.connect by `ws`): trusted CA, client certificate and key, SNI. */
+export interface WsTlsOptions {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+  servername?: string;
+}
+
 export type WsOutcome =
   | { kind: "open"; ws: WebSocket; status: 101; headers: Headers }
   | { kind: "rejected"; status: number; headers: Headers; body: string }
@@ -12,7 +20,7 @@ export type WsOutcome =
 /** Open a WebSocket; resolves with open, rejected (non-101 answer, through `unexpected-response`) or error. */
 export function connectWs(
   url: string,
-  opts: { headers?: Record<string, string>; timeoutMs?: number; localAddress?: string } = {},
+  opts: { headers?: Record<string, string>; timeoutMs?: number; localAddress?: string; tls?: WsTlsOptions } = {},
 ): Promise<WsOutcome> {
   const timeoutMs = opts.timeoutMs ?? 5000;
   return new Promise((resolve) => {
@@ -26,6 +34,7 @@ export function connectWs(
     const ws = new WebSocket(url, {
       headers: opts.headers, perMessageDeflate: false, handshakeTimeout: timeoutMs,
       localAddress: opts.localAddress, // e.g. 127.0.0.7: a second loopback client IP (ProxyOptions.networkView)
+      ...(opts.tls ?? {}),             // wss:// only: ca / cert / key / servername
     });
     const timer = setTimeout(() => {
       ws.terminate();
