@@ -1,10 +1,13 @@
-// Wall-clock steps (envoy-host.md §13.4): proxy_get_current_time_nanoseconds is Envoy's system time, which an NTP step
+// Envoy's VM lifecycle around the leases: wall-clock steps (envoy-host.md §13.4) and the configuration canary
+// (§13.5). Wall-clock steps: proxy_get_current_time_nanoseconds is Envoy's system time, which an NTP step
 // or a VM migration moves by any amount in either direction, while tick timers stay monotonic. Leases must not expire
 // a live VM, caps must not over-admit, and the rate limiter must neither stall nor hand out a fresh burst.
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import { finishReply, leases, makeEnv, open, podTotal, reply, ok } from "./support.ts";
 import type { Env, Opened } from "./support.ts";
+
+const NO_RATE = { rate_limit: null };
 
 const HOUR = 3_600_000;
 
@@ -108,3 +111,30 @@ test("§13.4 rate limit across wall-clock steps: back 1 h → one admission, the
     e.close();
   }
 });
+
+test("§13.5 the configuration canary leaves no lease: no VM ever pays a reclaim sweep for it", () => {
+  // The canary is configured and destroyed without on_done/on_delete: a lease taken in on_configure would sit in
+  // the table until a live VM swept every pod and client key for a VM that never held a share.
+  const e = makeEnv({ concurrency: 2, config: { ...NO_RATE, max_connections_per_client: 5, client_buckets: 64, tick_ms: 1000, lease_ticks: 2 } });
+  try {
+    e.proc.advance(1500); // every VM ticked once: registered
+    assert.equal(leases(e.proc).size, 3, "main and two workers; no canary");
+    const calls = () => sharedCallsOf(e, 0) + sharedCallsOf(e, 1);
+    const before = calls();
+    e.proc.advance(6000); // six ticks: lease_ticks·3, long enough for any stale lease to be swept
+    // per VM and tick: lease table get + set, drain flag get; a sweep would read 64 client buckets and the pod slots
+    assert.equal(calls() - before, 2 * 6 * 3, "only heartbeats and the drain flag, no sweep");
+    assert.equal(e.stat("reclaimed_total"), 0);
+    ok(!e.logs.some((l) => /reclaimed/.test(l.message)), "no reclaim line");
+    const o = open(e.h, 0);
+    ok(o.admitted);
+    o.s.complete();
+  } finally {
+    e.close();
+  }
+});
+
+function sharedCallsOf(e: Env, worker: number): number {
+  const c = e.h.hostCalls(worker);
+  return c.get("proxy_get_shared_data") + c.get("proxy_set_shared_data");
+}
