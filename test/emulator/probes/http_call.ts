@@ -29,6 +29,9 @@ export interface ProbeSpec {
   ret?: number;
   /** make the calls from the root context in proxy_on_tick (period tickMs set in on_configure) */
   tickMs?: number;
+  abi?: "0_1_0" | "0_2_0" | "0_2_1";
+  /** make the calls in proxy_on_configure (every VM: canary, main, workers) */
+  fromConfigure?: boolean;
   /** in the callback: set_effective_context(stored stream id) then continue_stream(0) */
   resume?: boolean;
 }
@@ -45,7 +48,7 @@ export function callExpr(p: Probe, c: CallSpec, i: number): string {
 /** slots: 2i = result of call i, 2i+1 = its token; 20..24 = what a stream callback sees outside the http-call callback
  *  (get_buffer_bytes(4), get_header_map_value(6), get_header_map_pairs(6) + len, get_status code) */
 export function httpCallProbe(o: ProbeSpec = {}): Uint8Array {
-  const p = new Probe();
+  const p = new Probe({ abi: o.abi });
   const calls = (o.calls ?? [{}]).map((c, i) =>
     `${p.store(2 * i, callExpr(p, c, i))} ${p.store(2 * i + 1, `(i32.load (i32.const ${c.tokenPtr !== undefined && c.tokenPtr < 65536 * 2 ? c.tokenPtr : TOKENS + 4 * i}))`)}`).join("\n");
   const outside = `${p.store(20, `(call $proxy_get_buffer_bytes (i32.const 4) (i32.const 0) (i32.const 100) (i32.const ${TMP}) (i32.const ${TMP + 4}))`)}
@@ -54,7 +57,10 @@ export function httpCallProbe(o: ProbeSpec = {}): Uint8Array {
     ${p.store(23, `(i32.load (i32.const ${TMP + 4}))`)}
     (drop (call $proxy_get_status (i32.const ${TMP + 8}) (i32.const ${TMP}) (i32.const ${TMP + 4})))
     ${p.store(24, `(i32.load (i32.const ${TMP + 8}))`)}`;
-  if (o.tickMs) {
+  if (o.fromConfigure) {
+    p.on("proxy_on_configure", `${calls} (i32.const 1)`);
+    p.on("proxy_on_request_headers", `(i32.store (i32.const ${STREAM_ID}) (local.get $p0)) ${outside} (i32.const ${o.ret ?? 0})`);
+  } else if (o.tickMs) {
     p.on("proxy_on_configure", `(drop (call $proxy_set_tick_period_milliseconds (i32.const ${o.tickMs}))) (i32.const 1)`);
     p.on("proxy_on_tick", `(drop (call $proxy_set_tick_period_milliseconds (i32.const 0))) ${calls}`);
     p.on("proxy_on_request_headers", `(i32.store (i32.const ${STREAM_ID}) (local.get $p0)) ${outside} (i32.const ${o.ret ?? 0})`);
