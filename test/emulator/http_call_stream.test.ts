@@ -27,7 +27,7 @@ test("StopIteration in on_request_headers, then continue_stream(0) from on_http_
   assert.deepEqual(st.decodeHeaders(POST, false), { kind: "stop" });
   assert.deepEqual(st.decodeData(new Uint8Array([97, 98, 99]), false), { kind: "stop" }, "StopAll: buffered by the filter manager");
   assert.deepEqual(st.decodeData(new Uint8Array(0), true), { kind: "stop" });
-  assert.deepEqual(ev, []);
+  assert.equal(ev.length, 0, "nothing forwarded while the call is outstanding");
   await proc.httpCallsIdle();
   assert.equal(record(h, 0, 0).effectiveR, R.Ok);
   assert.equal(ev.length, 2);
