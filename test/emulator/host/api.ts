@@ -32,6 +32,17 @@ export interface ProcessOptions {
   /** added (§13.1): "fail" (default) makes close()/assertNoDefects() throw HostDefectError when a module defect was
    *  recorded; "record" only records them (defects list, error log entry) */
   defects?: "fail" | "record";
+  /** added (fleet groundwork): the Envoy clusters proxy_http_call can name, as the bootstrap's
+   *  static_resources.clusters would give them (the loopback proxy registers its bootstrap clusters itself, with
+   *  clusterOverrides applied). A name not here → BadArgument (Context::httpCall getThreadLocalCluster) */
+  clusters?: Record<string, HttpCallCluster>;
+}
+
+/** An Envoy cluster as proxy_http_call reaches it: endpoints (IP or hostname), real HTTP/1.1 over the network. */
+export interface HttpCallCluster {
+  endpoints: Array<{ host: string; port: number }>;
+  /** cluster connect_timeout; default 5000 ms */
+  connectTimeoutMs?: number;
 }
 
 /** A module behaviour Envoy does not survive (§13.1): recorded instead of silently emulated. */
@@ -218,4 +229,11 @@ export interface EnvoyProcessApi {
   /** added (§13.4): step the wall clock (proxy_get_current_time_nanoseconds, WASI realtime) by ms, forward or
    *  backward; ticks and monotonic time are not affected */
   stepWallClock?(ms: number): void;
+  /** added (fleet groundwork): define or replace a cluster proxy_http_call can name */
+  setCluster?(name: string, cluster: HttpCallCluster): void;
+  /** added: resolves once no proxy_http_call is outstanding (every response, timeout or failure was delivered, or the
+   *  call was cancelled) */
+  httpCallsIdle?(): Promise<void>;
+  /** added: number of outstanding proxy_http_call requests */
+  readonly pendingHttpCalls?: number;
 }

@@ -3,8 +3,9 @@
 import { createHash } from "node:crypto";
 import {
   HostDefectError, PluginLoadError, type DownstreamConnection, type HostDefect, type EnvoyProcessApi, type FilterStream, type HostCallCounts,
-  type LogEntry, type PluginHandle, type PluginOptions, type ProcessOptions,
+  type HttpCallCluster, type LogEntry, type PluginHandle, type PluginOptions, type ProcessOptions,
 } from "./api.ts";
+import { HttpCallClient } from "./http_call.ts";
 import { exportCheck, linkCheck } from "./imports/index.ts";
 import { SharedDataStore } from "./shared_data.ts";
 import { StatsStore } from "./stats.ts";
@@ -47,6 +48,8 @@ export class EnvoyProcess implements EnvoyProcessApi, ProcessCore {
   private readonly codeCache = new Map<string, CompiledCode>();
   private readonly maxLogs: number;
   readonly random: () => number;
+  /** proxy_http_call: clusters and outstanding requests */
+  readonly httpCalls: HttpCallClient;
 
   constructor(readonly opts: ProcessOptions = {}) {
     this.minor = Number((opts.envoyVersion ?? "1.36").split(".")[1]);
@@ -62,6 +65,19 @@ export class EnvoyProcess implements EnvoyProcessApi, ProcessCore {
     this.timers = new TickScheduler(this.virtual, () => this.monoMs());
     this.maxLogs = opts.maxLogEntries ?? 10000;
     this.random = opts.random ?? Math.random;
+    this.httpCalls = new HttpCallClient(opts.clusters ?? {});
+  }
+
+  /** a cluster proxy_http_call can name (the loopback proxy registers its bootstrap clusters here) */
+  setCluster(name: string, cluster: HttpCallCluster): void {
+    this.httpCalls.setCluster(name, cluster);
+  }
+  /** resolves once every outstanding proxy_http_call was answered (callback delivered) or cancelled */
+  httpCallsIdle(): Promise<void> {
+    return this.httpCalls.idle();
+  }
+  get pendingHttpCalls(): number {
+    return this.httpCalls.size;
   }
 
   /** wall clock (§13.4): proxy_get_current_time_nanoseconds, WASI realtime, request.time */
@@ -116,6 +132,7 @@ export class EnvoyProcess implements EnvoyProcessApi, ProcessCore {
   }
   close(): void {
     this.timers.close();
+    this.httpCalls.close(); // outstanding calls cancelled, pooled connections closed
     if ((this.opts.defects ?? "fail") === "fail") this.assertNoDefects();
   }
 

@@ -5,6 +5,7 @@ import type { StatsStore } from "./stats.ts";
 import type { ParsedModule } from "./wasm_parse.ts";
 import type { StreamImpl } from "./stream.ts";
 import type { TickScheduler } from "./timers.ts";
+import type { HttpCallClient, HttpCallResponse } from "./http_call.ts";
 
 export type Abi = "0.1.0" | "0.2.0" | "0.2.1";
 
@@ -35,6 +36,8 @@ export interface ProcessCore {
   monoNs(): bigint;
   emitLog(e: LogEntry): void;
   recordDefect(d: HostDefect): void;
+  /** proxy_http_call: clusters and outstanding requests (http_call.ts) */
+  readonly httpCalls: HttpCallClient;
 }
 
 /** One filter config ("plugin") as the host keeps it. */
@@ -59,6 +62,12 @@ export class Ctx {
   stream: StreamImpl | null = null;
   /** root: on_done returned false during shutdown, waiting for proxy_done() */
   awaitingDone = false;
+  /** root: the response being delivered to proxy_on_http_call_response (buffer 4, maps 6/7); null outside it
+   *  (Envoy's Context::http_call_response_) */
+  httpCallResponse: HttpCallResponse | null = null;
+  /** root: proxy_get_status (Context::status_code_ / status_message_) */
+  statusCode = 0;
+  statusMessage = "";
   readonly logPrefix: string;
   constructor(readonly id: number, readonly kind: CtxKind, readonly plugin: PluginRt | null,
               public root: Ctx | null, vmId: string) {

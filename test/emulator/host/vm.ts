@@ -246,6 +246,12 @@ export class Vm {
   allocContextId(): number {
     return this.nextId++;
   }
+  private nextHttpCall = 0;
+  /** WasmBase::nextHttpCallId: per VM instance, 4, 8, 12 … (CalloutType::HttpCall = 0, kCalloutIncrement 4) */
+  nextHttpCallId(): number {
+    this.nextHttpCall = (this.nextHttpCall + 4) >>> 0;
+    return this.nextHttpCall;
+  }
 
   /** ContextBase::error: cpp-host's default aborts; Envoy's Context::error is ENVOY_LOG(trace, message) (§13.5) */
   hostError(message: string): void {
@@ -319,6 +325,7 @@ export class Vm {
     }
     this.call("proxy_on_delete", ctx, ctx.id);
     this.contexts.delete(ctx.id);
+    this.proc.httpCalls.cancelFor(this, ctx); // ~Context cancels its outstanding http calls
   }
 
   setTick(root: Ctx, periodMs: number): void {
@@ -344,6 +351,7 @@ export class Vm {
     if (this.destroyed) return;
     this.destroyed = true;
     for (const t of this.tickTargets.values()) this.proc.timers.clear(t);
+    this.proc.httpCalls.cancelFor(this);
   }
 
   // ---- metrics (§5) ----

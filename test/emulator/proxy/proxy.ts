@@ -148,6 +148,7 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
         },
       });
     }
+    registerClusters(host, bs);
     const p: PluginOptions = {
       wasm,
       name: w.name,
@@ -173,6 +174,9 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
       );
     }
   }
+
+  // a host passed in by the caller (with its plugin already added) learns the clusters now
+  if (host && opts.process) registerClusters(host, bs);
 
   // ---- proxy stats
   const stats = new ProxyStats();
@@ -281,6 +285,14 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
     },
   };
   return proxy;
+}
+
+/** proxy_http_call names Envoy clusters: the bootstrap's static_resources.clusters, clusterOverrides applied. Envoy
+ *  initializes static clusters before the listeners' filters, so this runs before the plugin is added. */
+function registerClusters(host: EnvoyProcessApi, bs: ProxyBootstrap): void {
+  for (const c of bs.clusters.values()) {
+    host.setCluster?.(c.name, { endpoints: c.endpoints.map((e) => ({ host: e.address, port: e.port })), connectTimeoutMs: c.connectTimeoutMs });
+  }
 }
 
 function listen(server: http.Server, p: number, what: string): Promise<void> {

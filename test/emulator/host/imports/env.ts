@@ -5,6 +5,8 @@ import { hmAdd, hmByteSize, hmGet, hmRemove, hmReplace } from "../headers.ts";
 import { getProperty } from "../properties.ts";
 import type { Vm } from "../vm.ts";
 import type { HeaderList } from "../api.ts";
+import type { Ctx } from "../types.ts";
+import { rootOf } from "./env_http.ts";
 
 type F = (...a: number[]) => number | void;
 
@@ -57,8 +59,8 @@ export function envStreamImports(vm: Vm): Record<string, F> {
       if (u(type) > 7) return R.BadArgument;
       const key = vm.mem.latin1(u(kp), u(kl));
       if (key === null) return R.InvalidMemoryAccess;
-      const s = vm.ctxOrEffective().stream;
-      const map = s ? s.constMap(u(type)) : null;
+      const c = vm.ctxOrEffective(), s = c.stream;
+      const map = constMap(c, u(type));
       if (!map) return s && s.logPhase ? R.NotFound : R.BadArgument;
       const v = hmGet(map, key.toLowerCase());
       if (v === undefined) {
@@ -69,8 +71,7 @@ export function envStreamImports(vm: Vm): Record<string, F> {
     },
     proxy_get_header_map_pairs(type, rp, rl) {
       if (u(type) > 7) return R.BadArgument;
-      const s = vm.ctxOrEffective().stream;
-      const map = s ? s.constMap(u(type)) : null;
+      const map = constMap(vm.ctxOrEffective(), u(type));
       const mem = vm.mem;
       if (!map || map.length === 0) return mem.setU32(u(rp), 0) && mem.setU32(u(rl), 0) ? R.Ok : R.InvalidMemoryAccess;
       const size = pairsSize(map);
@@ -102,6 +103,7 @@ export function envStreamImports(vm: Vm): Record<string, F> {
     },
     proxy_get_header_map_size(type, rp) {
       if (u(type) > 7) return R.BadArgument;
+      if (u(type) >= 4) return R.BadArgument; // Context::getHeaderMapSize uses getMap(): nullptr for maps 4–7
       const s = vm.ctxOrEffective().stream;
       const map = s ? s.constMap(u(type)) : null;
       if (!map) return R.BadArgument;
@@ -204,10 +206,23 @@ export function envStreamImports(vm: Vm): Record<string, F> {
   };
 }
 
-/** Context::getBuffer: null → NotFound; request/response body are always "present" (maybe empty) */
+/** Context::getConstMap: maps 0–3 from the stream; 6/7 = the root's http-call response (headers; trailers only if
+ *  the response had some) while proxy_on_http_call_response runs (rootContext()->http_call_response_) */
+function constMap(c: Ctx, type: number): HeaderList | null {
+  if (type === 6 || type === 7) {
+    const resp = rootOf(c).httpCallResponse;
+    return resp ? (type === 6 ? resp.headers : resp.trailers) : null;
+  }
+  return c.stream ? c.stream.constMap(type) : null;
+}
+
+/** Context::getBuffer: null → NotFound; request/response body are always "present" (maybe empty); 4 = the root's
+ *  http-call response body, only inside proxy_on_http_call_response (a string view: set_buffer_bytes → BadArgument) */
 function getBuffer(vm: Vm, type: number): Uint8Array | null {
   const ctx = vm.ctxOrEffective();
   switch (type) {
+    case 4:
+      return rootOf(ctx).httpCallResponse?.body ?? null;
     case 0: case 1:
       return ctx.stream?.liveBody(type) ?? new Uint8Array(0);
     case 6:

@@ -1,5 +1,5 @@
 // env.* hostcalls that do not touch the HTTP stream: shared data and queues (§4), metrics (§5), ticks and time (§3.4),
-// effective context (§9), proxy_done, foreign functions, callouts (no clusters exist in the emulator).
+// effective context (§9), proxy_done, foreign functions, gRPC callouts (no gRPC clusters in the emulator).
 import { R, utf8Dec } from "../memory.ts";
 import type { Vm } from "../vm.ts";
 
@@ -10,7 +10,6 @@ export function envMiscImports(vm: Vm): Record<string, F> {
   const u = (x: number) => x >>> 0;
   const sd = vm.proc.sharedData;
   const vmId = vm.group.vmId;
-  let nextHttpToken = 0;
   return {
     proxy_get_shared_data(kp, kl, rp, rl, casPtr) {
       const key = vm.mem.str(u(kp), u(kl));
@@ -124,6 +123,7 @@ export function envMiscImports(vm: Vm): Record<string, F> {
       vm.addAfter(() => {
         vm.call("proxy_on_delete", c, c.id);
         vm.contexts.delete(c.id);
+        vm.proc.httpCalls.cancelFor(vm, c); // ~Context cancels its outstanding http calls
       });
       return R.Ok;
     },
@@ -137,12 +137,7 @@ export function envMiscImports(vm: Vm): Record<string, F> {
       return R.NotFound; // compress/uncompress/verify_signature/… are not emulated (see docs/emulator-checklist.md)
     },
 
-    // ---- callouts: the emulator has no clusters ----
-    proxy_http_call(up, ul, _h, _hl, _b, _bl, _t, _tl, _timeout, tokenPtr) {
-      if (vm.mem.bytes(u(up), u(ul)) === null) return R.InvalidMemoryAccess;
-      void nextHttpToken; void tokenPtr;
-      return R.BadArgument; // unknown cluster
-    },
+    // ---- callouts: proxy_http_call / proxy_get_status live in env_http.ts; gRPC has no clusters here ----
     proxy_grpc_call() {
       return R.ParseFailure; // unknown cluster
     },
@@ -157,10 +152,6 @@ export function envMiscImports(vm: Vm): Record<string, F> {
     },
     proxy_grpc_close() {
       return R.NotFound;
-    },
-    proxy_get_status(codePtr, rp, rl) {
-      if (!vm.mem.setU32(u(codePtr), 0)) return R.InvalidMemoryAccess;
-      return vm.copyOut(new Uint8Array(0), u(rp), u(rl));
     },
     envoy_resolve_dns(ap, al, tokenPtr) {
       if (vm.mem.bytes(u(ap), u(al)) === null) return R.InvalidMemoryAccess;

@@ -7,6 +7,7 @@ import type { Abi } from "../types.ts";
 import type { Vm } from "../vm.ts";
 import { envStreamImports } from "./env.ts";
 import { envMiscImports } from "./env_misc.ts";
+import { envHttpImports } from "./env_http.ts";
 import { hostSignatures, expectedExport } from "./table.ts";
 import { wasiImports } from "./wasi.ts";
 
@@ -41,7 +42,7 @@ export function exportCheck(parsed: ParsedModule, abi: Abi): "malloc" | "proxy_o
 }
 
 export function buildImports(vm: Vm): WebAssembly.Imports {
-  const env = { ...envStreamImports(vm), ...envMiscImports(vm) } as Record<string, (...a: never[]) => unknown>;
+  const env = { ...envStreamImports(vm), ...envMiscImports(vm), ...envHttpImports(vm) } as Record<string, (...a: never[]) => unknown>;
   const wasi = wasiImports(vm, vm.group.environment) as Record<string, (...a: never[]) => unknown>;
   const out: Record<string, Record<string, WebAssembly.ImportValue>> = {};
   for (const im of vm.code.parsed.imports) {
