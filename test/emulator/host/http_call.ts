@@ -13,7 +13,7 @@
 //     onFailure(Reset): (root, token, 0, 0, 0), proxy_get_status = 11 (BrokenConnection) "reset" inside the callback
 import http from "node:http";
 import type { HeaderList, HttpCallCluster } from "./api.ts";
-import { RESPONSE_INLINE, mergedPairs } from "../proxy/hcm.ts";
+import { RESPONSE_INLINE, mergedPairs } from "./header_merge.ts";
 import type { Ctx } from "./types.ts";
 import type { Vm } from "./vm.ts";
 
