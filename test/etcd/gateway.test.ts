@@ -149,6 +149,11 @@ describe("etcd 3.4 JSON gateway [etcd]", () => {
     const again = await create();
     assert.equal(again.succeeded, undefined);
     assert.equal(again.responses, undefined, "no failure ops → no responses");
+    const created = (await post<RangeResponse>("/v3/kv/range", { key: n })).kvs![0].create_revision!;
+    const byCreate = await post<TxnResponse>("/v3/kv/txn", {
+      compare: [{ key: n, target: "CREATE", result: "EQUAL", create_revision: created }],
+    });
+    assert.equal(byCreate.succeeded, true, "CREATE compares create_revision");
 
     // VALUE: byte-wise comparison of the base64-decoded values (not numeric)
     const value = (result: string, v: string) => post<TxnResponse>("/v3/kv/txn", {

@@ -123,6 +123,15 @@ function installExitHook(): void {
   process.once("exit", () => {
     for (const s of live) s.emergencyStop();
   });
+  // Interrupted (Ctrl-C, the test runner's SIGTERM on a timeout): end our etcds by PID, then die of the same signal.
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    const onSignal = () => {
+      for (const s of live) s.emergencyStop();
+      process.removeListener(sig, onSignal);
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    };
+    process.on(sig, onSignal);
+  }
 }
 
 class EtcdServer implements Etcd {
