@@ -4,7 +4,7 @@ NODE_TEST := node --import tsx --test --test-reporter=tap
 WASM := build/ws-governor.wasm
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build build-debug lint test test-checks test-unit test-emulator test-filter test-e2e test-delivery check-abi \
+.PHONY: help deps build build-debug lint test test-checks test-unit test-emulator test-etcd test-filter test-e2e test-delivery check-abi \
         check-config test-frames test-browser demo demo-serve bench bench-smoke e2e-docker e2e-envoy oci clean
 
 help: ## list the targets
@@ -60,6 +60,9 @@ test-unit: node_modules/.package-lock.json ## as-pect specs of the pure core (te
 test-emulator: node_modules/.package-lock.json ## emulator conformance (envoy-host.md rules, probe modules) + proxy self-test
 	$(NODE_TEST) test/emulator/*.test.ts
 
+test-etcd: node_modules/.package-lock.json ## etcd 3.4 JSON gateway facts fleet mode relies on, against a real etcd-server (test/etcd)
+	$(NODE_TEST) test/etcd/*.test.ts
+
 test-filter: build ## the release module inside the emulator: behaviours 1–10, races, traps, soak
 	$(NODE_TEST) test/filter/*.test.ts
 
@@ -75,7 +78,7 @@ test-browser: build ## headless Chromium: browser WebSocket close 1009, live dem
 test-delivery: build ## envoy/, k8s/, schema, OCI and dashboard validation
 	$(NODE_TEST) test/delivery/*.test.ts
 
-test: lint check-abi check-config test-checks test-unit test-emulator test-filter test-e2e test-frames test-browser test-delivery bench-smoke ## everything CI runs
+test: lint check-abi check-config test-checks test-unit test-emulator test-etcd test-filter test-e2e test-frames test-browser test-delivery bench-smoke ## everything CI runs
 	@echo "make test: all suites passed"
 
 demo: build ## the filter in the emulated Envoy with three demo pods: a scripted tour (ARGS=--serve keeps it running)
