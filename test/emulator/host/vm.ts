@@ -165,9 +165,13 @@ export class Vm {
     return typeof r === "number" ? r : 0;
   }
 
+  /** test hook: how many times each existing export was entered through call() on this VM instance */
+  readonly exportCalls = new Map<string, number>();
+
   /** call an export by name on a context if it exists; returns undefined when the export is absent */
   call(name: string, ctx: Ctx, a?: number, b?: number, c?: number, d?: number, e?: number): number | undefined {
     const f = this.fns[name];
+    if (f) this.exportCalls.set(name, (this.exportCalls.get(name) ?? 0) + 1);
     if (!f) {
       this.lastStop = false;
       return undefined;

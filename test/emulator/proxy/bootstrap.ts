@@ -3,7 +3,7 @@
 // (validated by make check-config, tools/checks/check-config.mjs), so this reader only has to say "supported or not".
 import { parse as parseYaml } from "yaml";
 import type { Obj } from "./bootstrap_fields.ts";
-import { ClusterReader } from "./bootstrap_cluster.ts";
+import { MatcherReader, T_EXTENSION_WITH_MATCHER } from "./bootstrap_matcher.ts";
 import {
   BootstrapError, type ClusterConfig, type HcmConfig, type ProxyBootstrap, type RouteEntry, type SocketAddress, type VirtualHost,
   type WasmFilterConfig, type TlsListenerConfig,
@@ -39,7 +39,7 @@ export function readBootstrap(doc: unknown): ProxyBootstrap {
   return out;
 }
 
-class Reader extends ClusterReader {
+class Reader extends MatcherReader {
   bootstrap(doc: unknown): ProxyBootstrap | undefined {
     const b = this.obj("", doc, ["node", "admin", "static_resources", "stats_config"]);
     if (!b) return undefined;
@@ -208,15 +208,23 @@ class Reader extends ClusterReader {
         else this.any(`${fp}.typed_config`, o.typed_config, T_ROUTER, []);
         return;
       }
-      if (t !== T_WASM) {
-        this.err(`${fp}.typed_config.@type`, `only the Wasm filter (${T_WASM}) before the router is supported, not ${String(t)}`);
+      // ExtensionWithMatcher (match_delegate) wrapping the Wasm filter: bootstrap_matcher.ts, matcher.ts
+      const wrapped = t === T_EXTENSION_WITH_MATCHER ? this.extensionWithMatcher(`${fp}.typed_config`, o.typed_config) : undefined;
+      if (t === T_EXTENSION_WITH_MATCHER && !wrapped) return;
+      const inner = wrapped ? wrapped.typedConfig : o.typed_config;
+      const ip = wrapped ? `${fp}.typed_config.extension_config.typed_config` : `${fp}.typed_config`;
+      const it = inner && typeof inner === "object" ? (inner as Obj)["@type"] : undefined;
+      if (it !== T_WASM) {
+        const what = wrapped ? "inside ExtensionWithMatcher" : "before the router";
+        this.err(`${ip}.@type`, `only the Wasm filter (${T_WASM}) ${what} is supported, not ${String(it)}`);
         return;
       }
       if (wasm) {
         this.err(fp, "only one Wasm filter is supported");
         return;
       }
-      wasm = this.wasm(`${fp}.typed_config`, o.typed_config, String(o.name ?? ""));
+      wasm = this.wasm(ip, inner, String(o.name ?? ""));
+      if (wasm && wrapped) wasm.skipMatcher = wrapped.matcher;
     });
     if (filters.length === 0) this.err(`${path}.http_filters`, "at least the router is required");
     const bool = (k: string): boolean => {

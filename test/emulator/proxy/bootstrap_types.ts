@@ -1,4 +1,5 @@
 // Types of the Envoy bootstrap subset the loopback proxy implements, and the error that lists what falls outside it.
+import type { MatchTree } from "./matcher.ts";
 
 export interface SocketAddress { address: string; port: number }
 
@@ -42,6 +43,8 @@ export interface WasmFilterConfig {
   reloadBackoffMs?: number;
   allowOnHeadersStopIteration?: boolean;
   environment?: Record<string, string>;
+  /** set when the filter entry is an ExtensionWithMatcher wrapping the Wasm filter: its xds_matcher (matcher.ts) */
+  skipMatcher?: MatchTree;
 }
 
 /** filter_chains[0].transport_socket: DownstreamTlsContext (file paths as written in the bootstrap) */

@@ -13,6 +13,7 @@ import { finalResponseHeaders, headerValue, responseHead, responseHeadersForFilt
 import { lookupFor } from "./lb.ts";
 import type { ProxyStats } from "./stats.ts";
 import { EMPTY, ProxyStreamBase, type Downstream } from "./stream_base.ts";
+import { skipsFilter } from "./matcher.ts";
 
 export interface StreamEnv {
   readonly stats: ProxyStats;
@@ -60,6 +61,9 @@ export class ProxyStream extends ProxyStreamBase {
       this.ds.req.pause();
       this.ds.res.on("close", () => this.downstreamGone("downstream_remote_disconnect"));
     }
+    // ExtensionWithMatcher + SkipFilter (matcher.ts): decided on the request headers the filter would see; a skipped
+    // filter gets no stream callbacks, only its end (on_context_create lazily in Context::log → on_log/done/delete)
+    if (this.filter && skipsFilter(this.env.hcm.wasm?.skipMatcher, headers)) this.filter = undefined;
     const r = this.filter ? this.filter.decodeHeaders(headers, endStream) : CONTINUE;
     this.afterDecodeHeaders(r, headers, endStream);
   }
@@ -83,7 +87,7 @@ export class ProxyStream extends ProxyStreamBase {
     const match = this.env.route(headers);
     if (!match) return this.routerReply(404, "", "route_not_found");
     this.routeEntry = match.route;
-    this.filter?.setRoute({ routeName: match.route.name, clusterName: match.route.cluster });
+    this.lifecycle?.setRoute({ routeName: match.route.name, clusterName: match.route.cluster });
     const cluster = this.env.cluster(match.route.cluster);
     if (!cluster) return this.routerReply(503, "cluster not found", "cluster_not_found");
     const ep = this.env.pickEndpoint(cluster);
@@ -91,7 +95,7 @@ export class ProxyStream extends ProxyStreamBase {
     this.endpointKey = `${ep.address}:${ep.port}`;
     this.activeOn = this.endpointKey;
     this.env.requestActive(this.endpointKey, 1);
-    this.filter?.setUpstream({ address: this.endpointKey, port: ep.port, clusterName: cluster.name });
+    this.lifecycle?.setUpstream({ address: this.endpointKey, port: ep.port, clusterName: cluster.name });
     this.env.stats.inc(`cluster.${cluster.name}.upstream_rq_total`);
     this.connectUpstream(headers, ep, cluster, endStream);
   }

@@ -24,11 +24,19 @@ export abstract class ProxyStreamBase {
   protected responseTimer?: NodeJS.Timeout;
   protected upstreamDone = false;
 
+  /** the filter object of this stream: it ends (complete/reset → on_log, on_done, on_delete) even when skipped */
+  protected readonly lifecycle: FilterStream | undefined;
+  /** who gets the stream callbacks: undefined when there is no filter or ExtensionWithMatcher skipped it */
+  protected filter: FilterStream | undefined;
+
   constructor(
     protected readonly env: StreamEnv,
     protected readonly ds: Downstream,
-    protected readonly filter: FilterStream | undefined,
-  ) {}
+    filter: FilterStream | undefined,
+  ) {
+    this.lifecycle = filter;
+    this.filter = filter;
+  }
 
   /** leave the proxy's set of live streams (StreamEnv.forget) */
   protected abstract detach(): void;
@@ -85,7 +93,7 @@ export abstract class ProxyStreamBase {
       setTimeout(() => s.destroy(), 1000).unref();
     }
     if (!this.upstreamDone) this.upstreamReq?.destroy();
-    if (this.filter && !this.filter.ended) this.filter.complete();
+    if (this.lifecycle && !this.lifecycle.ended) this.lifecycle.complete();
     this.detach();
   }
 
@@ -116,7 +124,7 @@ export abstract class ProxyStreamBase {
     if (this.finished) return;
     this.finished = true;
     this.clearTimers();
-    if (this.filter && !this.filter.ended) this.filter.reset(reason);
+    if (this.lifecycle && !this.lifecycle.ended) this.lifecycle.reset(reason);
     this.closeSockets(side);
     this.detach();
   }
@@ -160,7 +168,7 @@ export abstract class ProxyStreamBase {
     else this.ds.res.destroy();
     this.upSocket?.destroy();
     this.upstreamReq?.destroy();
-    if (this.filter && !this.filter.ended) this.filter.reset("filter_reset");
+    if (this.lifecycle && !this.lifecycle.ended) this.lifecycle.reset("filter_reset");
     this.detach();
   }
 
