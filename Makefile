@@ -2,9 +2,10 @@
 SHELL := /bin/bash
 NODE_TEST := node --import tsx --test --test-reporter=tap
 WASM := build/ws-governor.wasm
+FLEET_WASM := build/ws-governor-fleet.wasm
 
 .DEFAULT_GOAL := help
-.PHONY: help deps build build-debug lint test test-checks test-unit test-emulator test-etcd test-filter test-e2e test-delivery check-abi \
+.PHONY: help deps build build-debug lint test test-checks test-unit test-emulator test-etcd test-fleet test-filter test-e2e test-delivery check-abi \
         check-config test-frames test-browser demo demo-serve bench bench-smoke e2e-docker e2e-envoy oci clean
 
 help: ## list the targets
@@ -20,19 +21,23 @@ ASC := node node_modules/assemblyscript/bin/asc
 
 # The debug build (with --pedantic, whose AS900 diagnostic means a cyclic managed type: AssemblyScript 0.17 would
 # add its cycle collector, which nothing runs) compiles in the background while the release module is built.
-build: node_modules/.package-lock.json ## build the release module build/ws-governor.wasm (and the debug one)
+build: node_modules/.package-lock.json ## build the release modules build/ws-governor.wasm and build/ws-governor-fleet.wasm (and the debug ones)
 	@mkdir -p build/debug build/release
-	@$(ASC) assembly/index.ts --target debug --pedantic 2> build/debug/asc.log & debug=$$!; \
+	@( $(ASC) assembly/index.ts --target debug --pedantic && \
+	   $(ASC) assembly/fleet.ts --target debug-fleet --pedantic ) 2> build/debug/asc.log & debug=$$!; \
 	  echo "asc assembly/index.ts --target release"; \
 	  $(ASC) assembly/index.ts --target release && \
-	  node scripts/release-wasm.mjs build/release/ws-governor.asc.wasm $(WASM) --unpacked build/release/ws-governor.unpacked.wasm; \
+	  node scripts/release-wasm.mjs build/release/ws-governor.asc.wasm $(WASM) --unpacked build/release/ws-governor.unpacked.wasm && \
+	  echo "asc assembly/fleet.ts --target release-fleet" && \
+	  $(ASC) assembly/fleet.ts --target release-fleet && \
+	  node scripts/release-wasm.mjs build/release/ws-governor-fleet.asc.wasm $(FLEET_WASM) --unpacked build/release/ws-governor-fleet.unpacked.wasm; \
 	  rc=$$?; \
 	  if ! wait $$debug; then cat build/debug/asc.log; exit 1; fi; \
 	  if [ $$rc -ne 0 ]; then exit $$rc; fi; \
 	  if grep -q AS900 build/debug/asc.log; then grep -A4 AS900 build/debug/asc.log; \
 	    echo "build: a managed type is cyclic: AssemblyScript 0.17 would add its cycle collector, which nothing runs (leak)"; \
 	    exit 1; fi
-	@echo "release module: $$(stat -c %s $(WASM)) bytes"
+	@echo "release module: $$(stat -c %s $(WASM)) bytes; fleet module: $$(stat -c %s $(FLEET_WASM)) bytes"
 
 lint: node_modules/.package-lock.json ## typecheck the harness; assembly/core stays pure; only docs/ may refer to the sibling shared/ folder
 	npx tsc --noEmit -p tsconfig.json
@@ -43,10 +48,13 @@ lint: node_modules/.package-lock.json ## typecheck the harness; assembly/core st
 	  echo "lint: the tracked files above refer to the sibling shared/ folder, which a clone does not have (only docs/ may)"; exit 1; fi
 	@echo "lint: no tracked file outside docs/ refers to the sibling shared/ folder"
 
-check-abi: build ## would Envoy 1.30–1.36 link the module? (imports, signatures, ABI, allocator) and its 40 KiB budget
-	node tools/checks/check-abi.mjs $(WASM)
+check-abi: build ## would Envoy 1.30–1.36 link the modules? (imports, signatures, ABI, allocator), budgets 40 KiB / 64 KiB
+	node tools/checks/check-abi.mjs $(WASM) $(FLEET_WASM)
 	@size=$$(stat -c %s $(WASM)); echo "release size: $$size bytes (budget ≤ 40960)"; \
 	  if [ $$size -gt 40960 ]; then echo "check-abi: the release module is over its 40 KiB budget"; exit 1; fi
+	@size=$$(stat -c %s $(FLEET_WASM)); echo "fleet size: $$size bytes (budget ≤ 65536)"; \
+	  if [ $$size -gt 65536 ]; then echo "check-abi: the fleet module is over its 64 KiB budget"; exit 1; fi
+	node tools/checks/local-module.mjs $(WASM) $(FLEET_WASM)
 
 check-config: node_modules/.package-lock.json ## validate the Envoy configs in envoy/ and k8s/ against Envoy's v3 protos (@grpc/grpc-js-xds)
 	node tools/checks/check-config.mjs envoy k8s
@@ -63,6 +71,9 @@ test-emulator: node_modules/.package-lock.json ## emulator conformance (envoy-ho
 test-etcd: node_modules/.package-lock.json ## etcd 3.4 JSON gateway facts fleet mode relies on, against a real etcd-server (test/etcd)
 	$(NODE_TEST) test/etcd/*.test.ts
 
+test-fleet: build ## fleet mode: emulated Envoy processes with the fleet module sharing a real etcd (test/fleet)
+	$(NODE_TEST) test/fleet/*.test.ts
+
 test-filter: build ## the release module inside the emulator: behaviours 1–10, races, traps, soak
 	$(NODE_TEST) test/filter/*.test.ts
 
@@ -78,7 +89,7 @@ test-browser: build ## headless Chromium: browser WebSocket close 1009, live dem
 test-delivery: build ## envoy/, k8s/, schema, OCI and dashboard validation
 	$(NODE_TEST) test/delivery/*.test.ts
 
-test: lint check-abi check-config test-checks test-unit test-emulator test-etcd test-filter test-e2e test-frames test-browser test-delivery bench-smoke ## everything CI runs
+test: lint check-abi check-config test-checks test-unit test-emulator test-etcd test-fleet test-filter test-e2e test-frames test-browser test-delivery bench-smoke ## everything CI runs
 	@echo "make test: all suites passed"
 
 demo: build ## the filter in the emulated Envoy with three demo pods: a scripted tour (ARGS=--serve keeps it running)

@@ -1,14 +1,13 @@
 // The module's exports: ABI version, allocator, and our own proxy_on_* dispatcher (toolchain.md §7.3).
 // O(1) per callback: typed maps of concrete contexts, no casts of managed results, no per-stream strings or logs.
 import "./host/abort";
-import { Root } from "./filter/root";
+import { Root, roots } from "./filter/root";
 import { Stream, streams, CONTINUE, PLAIN } from "./filter/stream";
 import { onRequestBody, onResponseBody, startInspection, expireClosing } from "./filter/frames";
 import { serveEndpoint } from "./filter/endpoints";
 
 export { malloc, free } from "@solo-io/proxy-runtime/malloc";
 
-const roots = new Map<u32, Root>();
 
 // ABI 0.2.1 (Envoy 1.30–1.36 accept it, envoy-host.md §1.1): same calls as 0.2.0 plus proxy_get_log_level, which
 // lets the filter skip building debug lines Envoy would drop.

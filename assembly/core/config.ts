@@ -34,6 +34,16 @@ export class FramesConfig {
   messageBurst: u32 = 0;
 }
 
+/** Fleet mode (docs/fleet.md, increment 1: a global per-pod cap through etcd). Only the fleet module reads it. */
+export class FleetConfig {
+  cluster: string = "";
+  prefix: string = "";
+  leaseTtlSeconds: u32 = 10;
+  callTimeoutMs: u32 = 250;
+  block: u32 = 16;
+  localCapPerPod: u32 = 0;
+}
+
 export class Config {
   mode: Mode = Mode.Inbound;
   podName: string = "";
@@ -54,6 +64,7 @@ export class Config {
   endpointAllow: Array<Cidr> = defaultAllow();
   draining: bool = false;
   frames: FramesConfig = new FramesConfig();
+  fleet: FleetConfig | null = null;
 }
 
 function defaultClientKey(): KeySpec {
@@ -89,7 +100,7 @@ export class ConfigResult {
 export const TOP_KEYS: string[] = [
   "mode", "pod_name", "key_prefix", "enforce", "failure_mode", "cas_max_attempts", "max_connections_per_pod",
   "max_connections_per_client", "client_key", "client_buckets", "rate_limit", "max_pods", "tick_ms", "lease_ticks",
-  "metrics_path", "health_path", "endpoint_allow", "draining", "frames",
+  "metrics_path", "health_path", "endpoint_allow", "draining", "frames", "fleet",
 ];
 export const RATE_KEYS: string[] = ["requests", "window_seconds", "burst", "key", "buckets"];
 export const KEY_KEYS: string[] = ["source", "header", "namespace", "path"];
@@ -361,8 +372,35 @@ function read(root: JValue, cfg: Config): void {
     pre = "";
   }
 
+  if (root.get("fleet") !== null) {
+    if (FLEET) readFleet(root, cfg);
+    else fail("fleet", "needs build/ws-governor-fleet.wasm");
+  }
+
   if (cfg.mode == Mode.Inbound) {
     if (root.get("max_pods") !== null) only("max_pods", "mode \"upstream\"");
     cfg.maxPods = INBOUND_POD_SLOTS;
   } else if (cfg.podName.length > 0) only("pod_name", "mode \"inbound\" (upstream mode learns the pod from upstream.address)");
+}
+
+function readFleet(root: JValue, cfg: Config): void {
+  // The field list lives here, not at module level: the local module must not carry it.
+  const keys: string[] = ["cluster", "prefix", "lease_ttl_seconds", "call_timeout_ms", "block", "local_cap_per_pod"];
+  const v = enter(root, "fleet", keys);
+  if (v === null) return;
+  const f = new FleetConfig();
+  f.cluster = str(v, "cluster", "");
+  if (f.cluster.length == 0 || f.cluster.length > 128) must("cluster", "the name of the etcd cluster (1..128 characters)");
+  f.prefix = str(v, "prefix", "/ws-governor/" + cfg.keyPrefix + "/");
+  if (f.prefix.length == 0 || f.prefix.length > 128 || f.prefix.charCodeAt(f.prefix.length - 1) != 0x2f) {
+    must("prefix", "1..128 characters ending in '/'");
+  }
+  f.leaseTtlSeconds = u32(int(v, "lease_ttl_seconds", 2, 300, 10));
+  f.callTimeoutMs = u32(int(v, "call_timeout_ms", 10, 10000, 250));
+  f.block = u32(int(v, "block", 1, 1000, 16));
+  f.localCapPerPod = u32(int(v, "local_cap_per_pod", 0, 1000000, 0));
+  pre = "";
+  if (cfg.mode != Mode.Inbound) fail("fleet", "only mode \"inbound\" for now (a per-pod cap across Envoy processes)");
+  else if (cfg.maxPerPod == 0) fail("fleet", "needs max_connections_per_pod > 0 (the global cap)");
+  cfg.fleet = f;
 }

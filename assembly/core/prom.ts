@@ -1,6 +1,6 @@
 // Prometheus text for the filter's metrics endpoint. Pure. Keeps the Lua filter's three names for existing
 // dashboards, then the process-wide ws_governor_* counters with their tags as labels.
-import { S, statKind, COUNTER, GAUGE, promStatName, promFamily } from "./stats";
+import { S, STAT_COUNT, statKind, COUNTER, GAUGE, promStatName, promFamily } from "./stats";
 
 /** Escapes a label value (backslash, quote, newline). */
 export function escapeLabel(v: string): string {
@@ -33,7 +33,7 @@ export function renderMetrics(activeSamples: string, rejectedSamples: string, va
   out += "# TYPE websocket_connection_rate_limited_total counter\n";
   out += "websocket_connection_rate_limited_total " + values[S.RejRate].toString() + "\n";
   let last = "";
-  for (let i = 0; i < S.COUNT; i++) {
+  for (let i = 0; i < STAT_COUNT; i++) {
     const kind = statKind(i);
     if (kind != COUNTER && kind != GAUGE) continue; // histograms are in Envoy's own /stats/prometheus
     const fam = promFamily(i);

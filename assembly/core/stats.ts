@@ -19,6 +19,21 @@ export const enum S {
   Seen1000, Seen1001, Seen1002, Seen1008, Seen1009, Seen1011, SeenOther,
   IdleDown, IdleUp,
   COUNT,
+  // fleet module only (STAT_COUNT): etcd calls made, calls that failed (timeout, reset, HTTP status, unreadable
+  // answer), upgrades that waited for etcd, refusals and fail-open admissions while etcd could not help, leases lost
+  FleetCalls = COUNT, FleetFailures, FleetWaits, FleetUnavailable, FleetOpenAdmits, FleetLeaseLost,
+  FLEET_COUNT,
+}
+
+/** How many stats this module defines: the fleet rows exist only in build/ws-governor-fleet.wasm. */
+export const STAT_COUNT: i32 = FLEET ? S.FLEET_COUNT : S.COUNT;
+/** Names of the fleet rows (a function, not a module-level array: the local module must not carry them). */
+function fleetName(s: i32): string {
+  const names: string[] = [
+    "fleet_calls_total", "fleet_call_failures_total", "fleet_waits_total", "fleet_unavailable_total",
+    "fleet_open_admits_total", "fleet_lease_lost_total",
+  ];
+  return names[s - S.COUNT];
 }
 
 
@@ -56,6 +71,7 @@ const PARTS: u32[] = [
 
 /** Envoy stat name (without "wasmcustom."), e.g. "ws_governor.rejected_total.reason.pod_full". */
 export function statName(s: i32): string {
+  if (FLEET) { if (s >= S.COUNT) return "ws_governor." + fleetName(s); }
   const p = PARTS[s];
   let n = "ws_governor." + unchecked(FAMILIES[p & 0xff]);
   const tag = (p >> 8) & 0xff;
@@ -65,6 +81,7 @@ export function statName(s: i32): string {
 
 /** Prometheus form, e.g. "ws_governor_rejected_total{reason=\"pod_full\"}". */
 export function promStatName(s: i32): string {
+  if (FLEET) { if (s >= S.COUNT) return "ws_governor_" + fleetName(s); }
   const p = PARTS[s];
   let n = "ws_governor_" + unchecked(FAMILIES[p & 0xff]);
   const tag = (p >> 8) & 0xff;
@@ -74,6 +91,7 @@ export function promStatName(s: i32): string {
 
 /** Prometheus family (metric name without labels). */
 export function promFamily(s: i32): string {
+  if (FLEET) { if (s >= S.COUNT) return "ws_governor_" + fleetName(s); }
   return "ws_governor_" + unchecked(FAMILIES[PARTS[s] & 0xff]);
 }
 

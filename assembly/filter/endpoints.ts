@@ -9,7 +9,7 @@ import { renderMetrics, podSample, ACTIVE, REJECTED } from "../core/prom";
 import { decodeLedger } from "../core/codec";
 import { ST_OK } from "../core/store";
 import { podKey, leaseKey } from "../core/ledger";
-import { S } from "../core/stats";
+import { S, STAT_COUNT } from "../core/stats";
 import { headerString, sendLocalReply, MAP_REQUEST_HEADERS } from "../host/abi";
 import { sourceAddress, destinationAddress } from "./keys";
 import { Root } from "./root";
@@ -73,7 +73,7 @@ function metricsText(root: Root): string {
     active += podSample(ACTIVE, root.pod, 0);
     rejected += podSample(REJECTED, root.pod, 0);
   }
-  const values = new Array<u64>(S.COUNT);
-  for (let i = 0; i < S.COUNT; i++) values[i] = root.metrics.value(i);
+  const values = new Array<u64>(STAT_COUNT);
+  for (let i = 0; i < STAT_COUNT; i++) values[i] = root.metrics.value(i);
   return renderMetrics(active, rejected, values);
 }

@@ -10,6 +10,7 @@ import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, pro
 import { removeAt } from "../core/codec";
 import { utf8Encode } from "../core/utf8";
 import { metadataPath } from "./keys";
+import { fleetKey, fleetTick } from "./fleet";
 
 export const LOG_DEBUG: i32 = 1;
 export const LOG_INFO: i32 = 2;
@@ -22,6 +23,9 @@ class PendingRelease {
   key: string = "";
   name: string = "";
 }
+
+/** Root contexts by id (the dispatcher's table). */
+export const roots = new Map<u32, Root>();
 
 export class Root {
   id: u32;
@@ -120,6 +124,7 @@ export class Root {
     if (cfg.rateLimit !== null) {
       for (let i: u32 = 0; i < this.rateBuckets; i++) if (!this.ensure(rateKey(p, i))) return false;
     }
+    if (FLEET) { if (cfg.fleet !== null && !this.ensure(fleetKey(p))) return false; }
     return true;
   }
 
@@ -155,6 +160,7 @@ export class Root {
     this.heartbeat();
     this.readDrain();
     this.retryPending();
+    if (FLEET) fleetTick(this);
   }
 
   /** Before this VM takes its first share: a share of a VM missing from the lease table would be swept as dead. */

@@ -13,6 +13,7 @@ import { Root, LOG_INFO, LOG_DEBUG } from "./root";
 import { keyValue } from "./keys";
 import { log } from "../host/abi";
 import { Inspection } from "./inspection";
+import { fleetAcquire } from "./fleet";
 import { utf8Encode } from "../core/utf8";
 
 const H_UPGRADE = utf8Encode("upgrade");
@@ -44,6 +45,7 @@ export class Stream {
   reset: bool = false;       // this filter asked Envoy to close the stream
   localGauge: bool = false;  // counted in active_connections without a pod share (failure_mode open)
   insp: Inspection | null = null; // frame inspection state, after the 101 when enabled
+  fleetSince: u64 = 0;       // fleet module: waiting for etcd since (ms), 0 = not waiting
 
   constructor(id: u32, root: Root) { this.id = id; this.root = root; }
 
@@ -137,7 +139,7 @@ export class Stream {
   }
 
   /** Contention (CAS attempts exhausted, or no pod slot): failure_mode decides. Returns true when admitted. */
-  private contention(key: string, pod: string): bool {
+  contention(key: string, pod: string): bool {
     const root = this.root;
     if (root.config.failureMode == FailureMode.Open) {
       root.metrics.inc(S.ContAllow);
@@ -196,6 +198,7 @@ export class Stream {
   private acquirePodSlot(pod: string): bool {
     const root = this.root;
     const cfg = root.config;
+    if (FLEET) { if (cfg.fleet !== null) return fleetAcquire(this); }
     if (!root.ensureLease()) return this.contention("", pod);
     const res = root.res;
     res.reset();

@@ -1,13 +1,13 @@
 // Defines every stat of core/stats.ts at configure and keeps the per-VM ids (envoy-host.md §5.1).
-import { statName, statKind, S } from "../core/stats";
+import { statName, statKind, S, STAT_COUNT } from "../core/stats";
 import { defineMetric, incrementMetric, recordMetric, getMetric } from "./abi";
 
 export class Metrics {
-  ids: StaticArray<u32> = new StaticArray<u32>(S.COUNT);
+  ids: StaticArray<u32> = new StaticArray<u32>(STAT_COUNT);
 
   define(): bool {
     let ok = true;
-    for (let i = 0; i < S.COUNT; i++) {
+    for (let i = 0; i < STAT_COUNT; i++) {
       const id = defineMetric(statKind(i), statName(i));
       this.ids[i] = id;
       if (id == 0) ok = false;

@@ -41,6 +41,23 @@ const BAD: Array<[unknown, string]> = [
   [{ mode: "upstream", pod_name: "p" }, "pod_name: only allowed with mode \"inbound\" (upstream mode learns the pod from upstream.address)"],
   [{ frames: { message_burst: 5 } }, "frames.message_burst: requires frames.messages_per_second"],
   [[], "configuration: must be a JSON object, got array"],
+  // the local module refuses fleet mode instead of ignoring it (docs/fleet.md §9)
+  [{ fleet: { cluster: "etcd" } }, "fleet: needs build/ws-governor-fleet.wasm"],
+];
+
+/** Fleet module only (build/ws-governor-fleet.wasm): the fleet block's own errors. */
+const FLEET_BAD: Array<[unknown, string]> = [
+  [{ fleet: {} }, "fleet.cluster: must be the name of the etcd cluster (1..128 characters)"],
+  [{ fleet: { cluster: "etcd", clusters: "x" } }, "fleet.clusters: unknown key"],
+  [{ fleet: { cluster: "etcd", prefix: "/wsg" } }, "fleet.prefix: must be 1..128 characters ending in '/'"],
+  [{ fleet: { cluster: "etcd", lease_ttl_seconds: 1 } }, "fleet.lease_ttl_seconds: must be an integer in 2..300"],
+  [{ fleet: { cluster: "etcd", call_timeout_ms: 10001 } }, "fleet.call_timeout_ms: must be an integer in 10..10000"],
+  [{ fleet: { cluster: "etcd", block: 0 } }, "fleet.block: must be an integer in 1..1000"],
+  [{ fleet: { cluster: "etcd", local_cap_per_pod: -1 } }, "fleet.local_cap_per_pod: must be an integer in 0..1000000"],
+  [{ fleet: "etcd" }, "fleet: must be an object, got string"],
+  [{ mode: "upstream", fleet: { cluster: "etcd" } }, "fleet: only mode \"inbound\" for now (a per-pod cap across Envoy processes)"],
+  [{ max_connections_per_pod: 0, fleet: { cluster: "etcd" } }, "fleet: needs max_connections_per_pod > 0 (the global cap)"],
+  [{ max_conections_per_pod: 1, fleet: { cluster: "etcd" } }, "max_conections_per_pod: unknown key"],
 ];
 
 test("B2 configuration strict: bad configurations are rejected with exactly one critical line naming the field", () => {
@@ -51,6 +68,21 @@ test("B2 configuration strict: bad configurations are rejected with exactly one 
     assert.deepEqual(crit.map((l) => l.message), [`ws_governor: invalid configuration: ${why}`], JSON.stringify(cfg));
     assert.equal(logs.filter((l) => l.message.includes("configured")).length, 0);
   }
+});
+
+test("B2 configuration strict (fleet module): bad fleet blocks are rejected with one critical line naming the field; " +
+  "a good one loads", () => {
+  const fleet = new Uint8Array(readFileSync(join(ROOT, "build/ws-governor-fleet.wasm")));
+  for (const [cfg, why] of FLEET_BAD) {
+    const { error, logs } = loadFailure(cfg as Record<string, unknown>, fleet);
+    ok(error instanceof PluginLoadError, `${JSON.stringify(cfg)} was accepted`);
+    assert.deepEqual(logs.filter((l) => l.level === "critical").map((l) => l.message),
+      [`ws_governor: invalid configuration: ${why}`], JSON.stringify(cfg));
+  }
+  const { error, logs } = loadFailure({ pod_name: "p", fleet: { cluster: "etcd" } }, fleet);
+  assert.equal(error, undefined, JSON.stringify(logs));
+  // the fleet module without a fleet block is the local filter
+  assert.equal(loadFailure({}, fleet).error, undefined);
 });
 
 test("B2 configuration strict: malformed JSON names the offset; duplicate keys are errors", () => {
@@ -130,8 +162,8 @@ function keyList(name: string): string[] {
 /** Every int(obj, "key", lo, hi, dflt) call (obj: root, rl = rate_limit, fr = frames): field → [lo, hi, default expression]. */
 function intRanges(): Map<string, [number, number, string]> {
   const out = new Map<string, [number, number, string]>();
-  const prefix: Record<string, string> = { root: "", rl: "rate_limit.", fr: "frames." };
-  for (const m of CONFIG_TS.matchAll(/\bint\((root|rl|fr), "(\w+)", (\d+), (\d+), (\d+|[\w.]+)\)/g)) {
+  const prefix: Record<string, string> = { root: "", rl: "rate_limit.", fr: "frames.", v: "fleet." };
+  for (const m of CONFIG_TS.matchAll(/\bint\((root|rl|fr|v), "(\w+)", (\d+), (\d+), (\d+|[\w.]+)\)/g)) {
     out.set(prefix[m[1]] + m[2], [Number(m[3]), Number(m[4]), m[5].trim()]);
   }
   return out;
@@ -142,6 +174,7 @@ function schemaProp(field: string): Record<string, any> {
   if (parts.length === 1) return SCHEMA.properties[parts[0]];
   if (parts[0] === "rate_limit") return SCHEMA.$defs.rateLimit.properties[parts[1]];
   if (parts[0] === "frames") return SCHEMA.properties.frames.properties[parts[1]];
+  if (parts[0] === "fleet") return SCHEMA.properties.fleet.properties[parts[1]];
   throw new Error(field);
 }
 
@@ -149,6 +182,8 @@ test("B2 schema in sync with config.ts: property names of every object = TOP_KEY
   assert.deepEqual(Object.keys(SCHEMA.properties).sort(), keyList("TOP_KEYS").sort());
   assert.deepEqual(Object.keys(SCHEMA.$defs.rateLimit.properties).sort(), keyList("RATE_KEYS").sort());
   assert.deepEqual(Object.keys(SCHEMA.properties.frames.properties).sort(), keyList("FRAME_KEYS").sort());
+  const fleetKeys = /const keys: string\[\] = \[([^\]]*)\]/.exec(CONFIG_TS)![1].match(/"(\w+)"/g)!.map((s) => s.slice(1, -1));
+  assert.deepEqual(Object.keys(SCHEMA.properties.fleet.properties).sort(), fleetKeys.sort());
   const keyProps = new Set<string>();
   for (const k of ["globalKey", "addressKey", "headerKey", "metadataKey", "peerKey"]) {
     for (const p of Object.keys(SCHEMA.$defs[k].properties)) keyProps.add(p);

@@ -79,11 +79,11 @@ export function makeEnv(o: EnvOptions = {}): Env {
 }
 
 /** Loads a configuration that must fail; returns the error and the logs. */
-export function loadFailure(config: Record<string, unknown> | string): { error: unknown; logs: LogEntry[] } {
+export function loadFailure(config: Record<string, unknown> | string, module: Uint8Array = wasm()): { error: unknown; logs: LogEntry[] } {
   const logs: LogEntry[] = [];
   const proc = new EnvoyProcess({ concurrency: 1, virtualTime: true, node: { metadata: { NAME: "pod-a" } }, onLog: (e) => logs.push(e) });
   try {
-    proc.addPlugin({ wasm: wasm(), configuration: typeof config === "string" ? config : JSON.stringify(config) });
+    proc.addPlugin({ wasm: module, configuration: typeof config === "string" ? config : JSON.stringify(config) });
     return { error: undefined, logs };
   } catch (e) {
     return { error: e, logs };

@@ -1,0 +1,96 @@
+// Fleet mode arithmetic and the process-wide fleet record in shared data (docs/fleet.md; increment 1: one global
+// per-pod cap). Pure: no host calls.
+//
+// The record (one shared-data key per process): state, the process's etcd lease id, the slots of the pod granted by
+// etcd to this process, and when the state last changed (for a lease grant whose VM died). `granted` only grows
+// while the lease lives (this increment returns nothing to etcd before the lease ends), so a VM that admits against
+// a granted value it read a moment ago never admits past what etcd holds for the process.
+import { EtcdKv } from "./etcd";
+
+export const LEASE_NONE: u8 = 0;    // no lease: the next VM that needs one claims the record and grants it
+export const LEASE_PENDING: u8 = 1; // a VM asked etcd for lease `id` and waits for the answer
+export const LEASE_LIVE: u8 = 2;    // etcd granted lease `id`
+
+const RECORD_BYTES: i32 = 24;
+const MAGIC: u8 = 0x57;
+const KIND_FLEET: u8 = 4;
+
+export class FleetRecord {
+  state: u8 = LEASE_NONE;
+  id: u64 = 0;
+  granted: u32 = 0;
+  sinceMs: u64 = 0;
+}
+
+/** Zero bytes (provisioned, empty) read as no lease; anything malformed returns null. */
+export function decodeFleet(p: usize, len: i32): FleetRecord | null {
+  const r = new FleetRecord();
+  if (len == 0) return r;
+  if (len != RECORD_BYTES || load<u8>(p) != MAGIC || load<u8>(p, 1) != 1 || load<u8>(p, 2) != KIND_FLEET) return null;
+  const st = load<u8>(p, 3);
+  if (st > LEASE_LIVE) return null;
+  r.state = st;
+  r.granted = load<u32>(p, 4);
+  r.id = load<u64>(p, 8);
+  r.sinceMs = load<u64>(p, 16);
+  return r;
+}
+
+export function encodeFleet(r: FleetRecord): ArrayBuffer {
+  const b = new ArrayBuffer(RECORD_BYTES);
+  const p = changetype<usize>(b);
+  store<u8>(p, MAGIC); store<u8>(p, 1, 1); store<u8>(p, KIND_FLEET, 2); store<u8>(p, r.state, 3);
+  store<u32>(p, r.granted, 4);
+  store<u64>(p, r.id, 8);
+  store<u64>(p, r.sinceMs, 16);
+  return b;
+}
+
+/** A lease id as this process's key suffix: 16 lower-case hex digits (keys of one holder sort together). */
+export function hex16(v: u64): string {
+  let s = "";
+  for (let i = 15; i >= 0; i--) {
+    const d = i32((v >> (u64(i) * 4)) & 0xf);
+    s += String.fromCharCode(d < 10 ? 0x30 + d : 0x57 + d);
+  }
+  return s;
+}
+
+/** A decimal slot count as stored in etcd; -1 for anything else (empty, signs, > 9 digits). */
+export function slotsOf(v: string): i64 {
+  if (v.length == 0 || v.length > 9) return -1;
+  let n: i64 = 0;
+  for (let i = 0; i < v.length; i++) {
+    const c = v.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return -1;
+    n = n * 10 + i64(c - 0x30);
+  }
+  return n;
+}
+
+/** A pod range read from etcd: the sum of every holder's slots and this holder's own. */
+export class PodRange {
+  sum: u64 = 0;
+  mine: u64 = 0;
+  bad: u32 = 0; // values that were not slot counts: each counted as the whole cap (never over-admit)
+}
+
+export function sumRange(kvs: Array<EtcdKv>, myKey: string, cap: u32, out: PodRange): void {
+  out.sum = 0;
+  out.mine = 0;
+  out.bad = 0;
+  for (let i = 0; i < kvs.length; i++) {
+    const kv = kvs[i];
+    let n = slotsOf(kv.value);
+    if (n < 0) { out.bad++; n = i64(cap); }
+    out.sum += u64(n);
+    if (kv.key == myKey) out.mine = u64(n);
+  }
+}
+
+/** Slots to ask for: a block, cut to what the cap leaves (0 = the fleet is full). */
+export function grantSize(cap: u32, sum: u64, block: u32): u32 {
+  if (sum >= u64(cap)) return 0;
+  const room = u64(cap) - sum;
+  return room < u64(block) ? u32(room) : block;
+}

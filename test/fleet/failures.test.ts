@@ -1,0 +1,139 @@
+// Fleet mode failure drills against a real etcd: a process killed without releasing anything (its slots come back
+// when its lease expires), and etcd down (failure_mode closed / open with local_cap_per_pod; no trap; exact again
+// after etcd returns). Every wait is bounded.
+//   node --import tsx --test --test-reporter=tap test/fleet/failures.test.ts
+import assert from "node:assert/strict";
+import { after, before, describe, test } from "node:test";
+import { etcdGate, startEtcd, type Etcd } from "../support/etcd.ts";
+import { closeReplica, delay, etcdSlots, fleetConfig, startReplica, sum, upgrade, type Replica, type Upgrade } from "./support.ts";
+
+const gate = etcdGate();
+const T = { skip: gate.skip, timeout: 90_000 };
+const TTL = 2;
+
+async function admitted(u: Upgrade): Promise<boolean> {
+  const o = await u.outcome;
+  return o.admitted;
+}
+
+/** n upgrades on replica r, all awaited; returns the admitted ones (the others completed) and the refusal details. */
+async function fill(r: Replica, n: number): Promise<{ open: Upgrade[]; refused: string[] }> {
+  const ups: Upgrade[] = [];
+  for (let i = 0; i < n; i++) ups.push(upgrade(r, i % 2));
+  const open: Upgrade[] = [];
+  const refused: string[] = [];
+  for (const u of ups) {
+    const o = await u.outcome;
+    if (o.admitted) open.push(u);
+    else refused.push(o.reply?.details ?? "?");
+  }
+  return { open, refused };
+}
+
+describe("fleet mode failure drills [etcd]", () => {
+  let etcd: Etcd | undefined;
+  let port = 0;
+  const replicas: Replica[] = [];
+  before(async () => {
+    if (gate.skip) return;
+    if (gate.failReason) throw new Error(gate.failReason);
+    etcd = await startEtcd();
+    port = Number(new URL(etcd.clientUrl).port);
+  });
+  after(async () => {
+    for (const r of replicas) closeReplica(r);
+    await etcd?.stop();
+  });
+
+  test(`a process killed without releasing: its slots come back after its lease TTL (${TTL} s)`, T, async () => {
+    assert.ok(etcd);
+    const prefix = "/t-kill/";
+    const cfg = fleetConfig(prefix, { max_connections_per_pod: 6 }, { lease_ttl_seconds: TTL, block: 3 });
+    const a = startReplica("gw-a", port, cfg);
+    const b = startReplica("gw-b", port, cfg);
+    replicas.push(a, b);
+    const fa = await fill(a, 6);
+    assert.equal(fa.open.length, 6, `A takes the whole cap: ${fa.refused}`);
+    const fb = await fill(b, 2);
+    assert.deepEqual(fb.refused, ["ws_governor_pod_full", "ws_governor_pod_full"], "B is refused: the cap is global");
+    assert.equal(sum(await etcdSlots(etcd.clientUrl, prefix)), 6);
+    const killed = Date.now();
+    closeReplica(a); // a crash: no release, no revoke; only the lease's expiry can free its 6 slots
+    let back = -1;
+    for (let i = 0; i < 100 && back < 0; i++) { // bounded: 100 × ≤ 200 ms
+      const u = upgrade(b, i % 2);
+      if (await admitted(u)) back = Date.now() - killed;
+      else await delay(200);
+    }
+    console.log(`# fleet kill: slots back on the other process ${back} ms after the kill (lease TTL ${TTL} s)`);
+    assert.ok(back >= 0, "the killed process's slots never came back");
+    assert.ok(back < TTL * 1000 + 5000, `slots back only after ${back} ms`);
+    const rest = await fill(b, 6);
+    assert.equal(rest.open.length, 5, "B now has the whole cap (1 + 5)");
+    assert.deepEqual(rest.refused, ["ws_governor_pod_full"]);
+    const slots = await etcdSlots(etcd.clientUrl, prefix);
+    assert.equal(slots.size, 1, "only B's key is left");
+    assert.equal(sum(slots), 6);
+    closeReplica(b);
+  });
+
+  test("etcd down: failure_mode closed refuses (503 contention) what needs etcd, open admits within local_cap_per_pod; " +
+    "granted slots keep working; no trap; exact again after etcd returns", T, async () => {
+    assert.ok(etcd);
+    const prefix = "/t-down/";
+    const a = startReplica("gw-a", port, fleetConfig(prefix, { max_connections_per_pod: 6, failure_mode: "closed" },
+      { block: 2, lease_ttl_seconds: 10, call_timeout_ms: 300 }));
+    const b = startReplica("gw-b", port, fleetConfig(prefix, { max_connections_per_pod: 6, failure_mode: "open" },
+      { block: 2, lease_ttl_seconds: 10, call_timeout_ms: 300, local_cap_per_pod: 1 }));
+    replicas.push(a, b);
+    // each worker VM asks for its own block when both wait at once, so read what each process holds
+    const fa = await fill(a, 2);
+    const gA = sum(await etcdSlots(etcd.clientUrl, prefix));
+    const fb = await fill(b, 2);
+    const gB = sum(await etcdSlots(etcd.clientUrl, prefix)) - gA;
+    assert.equal(fa.open.length + fb.open.length, 4);
+    assert.ok(gA >= 2 && gB >= 2 && gA + gB <= 6, `granted ${gA} + ${gB}`);
+    await etcd.halt();
+    try {
+      // granted slots keep working while etcd is down (no etcd call): A has gA − 1 free after one connection ends;
+      // beyond them A needs a grant: failure_mode closed → 503 contention, counted
+      fa.open.pop()!.s.complete();
+      const failsBefore = a.stat("fleet_call_failures_total");
+      const ca = await fill(a, gA - 1 + 2);
+      assert.equal(ca.open.length, gA - 1, "admitted from the process's own granted slots");
+      assert.deepEqual(ca.refused, ["ws_governor_contention", "ws_governor_contention"]);
+      fa.open.push(...ca.open);
+      assert.ok(a.stat("fleet_unavailable_total") >= 2);
+      assert.ok(a.stat("fleet_call_failures_total") > failsBefore, "the failed calls are counted");
+      // failure_mode open → one extra slot (local_cap_per_pod 1) beyond B's granted ones, counted; then refused
+      const ob = await fill(b, gB - 2 + 2);
+      assert.equal(ob.open.length, gB - 2 + 1, "fail-open within local_cap_per_pod");
+      assert.deepEqual(ob.refused, ["ws_governor_contention"]);
+      assert.equal(b.stat("fleet_open_admits_total"), 1);
+      fb.open.push(...ob.open);
+      fb.open.pop()!.s.complete(); // the deliberate overage ends (B is back to its granted slots)
+    } finally {
+      await etcd.restart();
+    }
+    for (const r of [a, b]) {
+      assert.equal(r.logs.filter((l) => /failed: Uncaught|RuntimeError/.test(l.message)).length, 0, `${r.name} trapped`);
+    }
+    // etcd is back (leases survived a restart): the fleet fills up to exactly the cap, no more
+    let open = fa.open.length + fb.open.length;
+    assert.equal(open, gA + gB);
+    let refusedFull = 0;
+    for (let i = 0; i < 40 && refusedFull < 2; i++) {
+      const r = i % 2 === 0 ? a : b;
+      const o = await upgrade(r, i % 2).outcome;
+      if (o.admitted) open++;
+      else if (o.reply?.details === "ws_governor_pod_full") refusedFull++;
+      else await delay(200); // contention while the calls recover
+      assert.ok(open <= 6, `over-admission after etcd returned: ${open} open`);
+    }
+    assert.equal(open, 6, "the cap is reached again");
+    assert.equal(refusedFull, 2);
+    assert.ok(sum(await etcdSlots(etcd.clientUrl, prefix)) <= 6);
+    closeReplica(a);
+    closeReplica(b);
+  });
+});

@@ -1,0 +1,115 @@
+// Fleet tests: emulated Envoy processes running build/ws-governor-fleet.wasm, sharing one real etcd
+// (test/support/etcd.ts) through an Envoy cluster "etcd". Real timers (ticks, keepalives) and real HTTP calls.
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { EnvoyProcess, ROOT, G, conn, upgradeHeaders, H101 } from "../filter/support.ts";
+import type { FilterStream, LocalReply, LogEntry, PluginHandle, StepResult } from "../filter/support.ts";
+import { b64, etcdPost, prefixEnd, unb64 } from "../support/etcd.ts";
+
+export const FLEET_WASM = join(ROOT, "build/ws-governor-fleet.wasm");
+let cache: Uint8Array | undefined;
+export function fleetWasm(): Uint8Array {
+  if (!cache) {
+    assert.ok(existsSync(FLEET_WASM), `${FLEET_WASM} missing: run \`make build\` first`);
+    cache = new Uint8Array(readFileSync(FLEET_WASM));
+  }
+  return cache;
+}
+
+export interface Replica {
+  name: string;
+  proc: EnvoyProcess;
+  h: PluginHandle;
+  logs: LogEntry[];
+  stat(name: string): number;
+  closed: boolean;
+}
+
+export function fleetConfig(clusterPrefix: string, o: Record<string, unknown> = {}, fleet: Record<string, unknown> = {}): string {
+  return JSON.stringify({
+    pod_name: "pod-x", max_connections_per_pod: 10, rate_limit: null, tick_ms: 100, ...o,
+    fleet: { cluster: "etcd", prefix: clusterPrefix, lease_ttl_seconds: 2, call_timeout_ms: 1000, block: 2, ...fleet },
+  });
+}
+
+export function startReplica(name: string, etcdPort: number, configuration: string, workers = 2): Replica {
+  const logs: LogEntry[] = [];
+  const proc = new EnvoyProcess({
+    concurrency: workers,
+    virtualTime: false,
+    node: { id: `gw~${name}`, metadata: { NAME: name } },
+    onLog: (e) => logs.push(e),
+    maxLogEntries: 20000,
+    clusters: { etcd: { endpoints: [{ host: "127.0.0.1", port: etcdPort }], connectTimeoutMs: 500 } },
+  });
+  const h = proc.addPlugin({ wasm: fleetWasm(), configuration, failurePolicy: "FAIL_CLOSED" });
+  return { name, proc, h, logs, stat: (n) => proc.stats.get(G + n) ?? 0, closed: false };
+}
+
+/** How one upgrade ended: admitted (101 passed), refused (local reply) or, never acceptable, still hanging. */
+export interface Upgrade {
+  s: FilterStream;
+  replica: Replica;
+  outcome: Promise<{ admitted: boolean; reply?: LocalReply }>;
+}
+
+function settle(s: FilterStream, r: StepResult): { admitted: boolean; reply?: LocalReply } | undefined {
+  if (r.kind === "continue") {
+    const r2 = s.encodeHeaders(H101, false);
+    return { admitted: r2.kind === "continue" };
+  }
+  if (r.kind === "localReply") {
+    if (!s.ended) s.complete();
+    return { admitted: false, reply: r.reply };
+  }
+  return undefined;
+}
+
+/** An upgrade on `worker` of `replica`: decided at once, or after the filter's etcd wait (onAsync), bounded. */
+export function upgrade(replica: Replica, worker: number, waitMs = 5000): Upgrade {
+  const s = replica.h.newStream(worker, conn(`10.1.0.${1 + worker}:4${worker}000`));
+  let resolveFn!: (v: { admitted: boolean; reply?: LocalReply }) => void;
+  let rejectFn!: (e: Error) => void;
+  const outcome = new Promise<{ admitted: boolean; reply?: LocalReply }>((res, rej) => { resolveFn = res; rejectFn = rej; });
+  const timer = setTimeout(() => rejectFn(new Error(`${replica.name}: an upgrade waited > ${waitMs} ms`)), waitMs);
+  const done = (v: { admitted: boolean; reply?: LocalReply }) => { clearTimeout(timer); resolveFn(v); };
+  s.events = {
+    onAsync: (r: StepResult, dir: string) => {
+      if (dir !== "request" && r.kind !== "localReply") return;
+      const v = settle(s, r);
+      if (v) done(v);
+    },
+  };
+  const r = s.decodeHeaders(upgradeHeaders(), true);
+  const v = settle(s, r);
+  if (v) done(v);
+  else assert.equal(r.kind, "stop", `unexpected ${JSON.stringify(r).slice(0, 200)}`);
+  return { s, replica, outcome };
+}
+
+/** The slots etcd holds for `pod` under `prefix`: holder key → slots. */
+export async function etcdSlots(clientUrl: string, prefix: string, pod = "pod-x"): Promise<Map<string, number>> {
+  const p = `${prefix}pod/${pod}/`;
+  const r = await etcdPost<{ kvs?: Array<{ key: string; value?: string }> }>(clientUrl, "/v3/kv/range",
+    { key: b64(p), range_end: b64(prefixEnd(p)) });
+  const out = new Map<string, number>();
+  for (const kv of r.kvs ?? []) out.set(unb64(kv.key), Number(unb64(kv.value)));
+  return out;
+}
+
+export function sum(m: Map<string, number>): number {
+  let t = 0;
+  for (const v of m.values()) t += v;
+  return t;
+}
+
+export function closeReplica(r: Replica): void {
+  if (r.closed) return;
+  r.closed = true;
+  r.proc.close();
+}
+
+export function delay(ms: number): Promise<void> {
+  return new Promise((res) => setTimeout(res, ms));
+}
