@@ -28,6 +28,7 @@ export function rateKey(prefix: string, bucket: u32): string { return prefix + "
 export function leaseKey(prefix: string): string { return prefix + ":vms"; }
 export function seqKey(prefix: string): string { return prefix + ":seq"; }
 export function drainKey(prefix: string): string { return prefix + ":drain"; }
+export function fleetKey(prefix: string): string { return prefix + ":fleet"; }  // fleet module: the process's etcd lease
 export function bucketOf(key: string, buckets: u32): u32 { return fnv1a(key) % buckets; }
 
 const TAKEN: i32 = -2;

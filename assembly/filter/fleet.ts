@@ -6,7 +6,7 @@
 import { FailureMode } from "../core/config";
 import { S, Reason } from "../core/stats";
 import { ST_OK } from "../core/store";
-import { Outcome, acquirePod, podKey } from "../core/ledger";
+import { Outcome, acquirePod, podKey, fleetKey } from "../core/ledger";
 import { rangePrefixRequest, putIfUnchangedRequest, leaseKeepaliveRequest, parseReply, EtcdReply } from "../core/etcd";
 import { FleetRecord, decodeFleet, encodeFleet, hex16, sumRange, grantSize, PodRange,
          LEASE_NONE, LEASE_PENDING, LEASE_LIVE } from "../core/fleet";
@@ -48,7 +48,6 @@ function vmOf(root: Root): FleetVm {
   return vms.get(root.id);
 }
 
-export function fleetKey(prefix: string): string { return prefix + ":fleet"; }
 
 function readRecord(root: Root): FleetRecord {
   const store = root.store;

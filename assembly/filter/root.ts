@@ -3,14 +3,13 @@
 import { Config, Mode, KeySource, parseConfig } from "../core/config";
 import { S } from "../core/stats";
 import { ST_OK, ST_NOT_FOUND } from "../core/store";
-import { Beat, Watch, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey, drainKey } from "../core/ledger";
+import { Beat, Watch, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey, drainKey, fleetKey } from "../core/ledger";
 import { HostStore } from "../host/shared_store";
 import { Metrics } from "../host/metrics";
 import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, OK, logLevel } from "../host/abi";
 import { removeAt } from "../core/codec";
 import { utf8Encode } from "../core/utf8";
 import { metadataPath } from "./keys";
-import { fleetKey, fleetTick } from "./fleet";
 
 export const LOG_DEBUG: i32 = 1;
 export const LOG_INFO: i32 = 2;
@@ -160,7 +159,6 @@ export class Root {
     this.heartbeat();
     this.readDrain();
     this.retryPending();
-    if (FLEET) fleetTick(this);
   }
 
   /** Before this VM takes its first share: a share of a VM missing from the lease table would be swept as dead. */

@@ -13,7 +13,6 @@ import { Root, LOG_INFO, LOG_DEBUG } from "./root";
 import { keyValue } from "./keys";
 import { log } from "../host/abi";
 import { Inspection } from "./inspection";
-import { fleetAcquire } from "./fleet";
 import { utf8Encode } from "../core/utf8";
 
 const H_UPGRADE = utf8Encode("upgrade");
@@ -25,6 +24,8 @@ export const CONTINUE: u32 = 0;
 export const STOP: u32 = 1;
 /** onRequestHeaders: no upgrade header, so not a WebSocket (the dispatcher then offers the request to the endpoints). */
 export const PLAIN: u32 = 0xffff;
+/** onRequestHeaders, fleet module: every local check passed; the pod slot comes from fleet.ts (the dispatcher routes). */
+export const FLEET_POD: u32 = 0xfffe;
 
 const rate = new RateDecision();
 
@@ -63,6 +64,7 @@ export class Stream {
     if (root.isDraining() && this.reject(Reason.Draining, "", "")) return STOP;
     if (cfg.rateLimit !== null && !this.checkRate()) return STOP;
     if (cfg.maxPerClient > 0 && !this.acquireClient()) return STOP;
+    if (FLEET) { if (cfg.fleet !== null) return FLEET_POD; }
     if (cfg.mode == Mode.Inbound && !this.acquirePodSlot(root.pod)) return STOP;
     return CONTINUE;
   }
@@ -198,7 +200,6 @@ export class Stream {
   private acquirePodSlot(pod: string): bool {
     const root = this.root;
     const cfg = root.config;
-    if (FLEET) { if (cfg.fleet !== null) return fleetAcquire(this); }
     if (!root.ensureLease()) return this.contention("", pod);
     const res = root.res;
     res.reset();
