@@ -10,7 +10,9 @@ import { Outcome, acquirePod, podKey } from "../core/ledger";
 import { rangePrefixRequest, putIfUnchangedRequest, leaseKeepaliveRequest, parseReply, EtcdReply } from "../core/etcd";
 import { FleetRecord, decodeFleet, encodeFleet, hex16, sumRange, grantSize, PodRange,
          LEASE_NONE, LEASE_PENDING, LEASE_LIVE } from "../core/fleet";
-import { nowMs, setEffectiveContext, log } from "../host/abi";
+import { nowMs, setEffectiveContext, log, propertyString } from "../host/abi";
+import { fnv1a } from "../core/codec";
+import { utf8Encode } from "../core/utf8";
 import { httpPost, callStatus, callBody, continueRequest } from "../host/http";
 import { Root, roots, LOG_WARN } from "./root";
 import { Stream, streams } from "./stream";
@@ -37,11 +39,13 @@ class FleetVm {
   kaMs: u64 = 0;
   kaId: u64 = 0;
   seq: u64 = 0;
+  node: u64 = 0;            // hash of xds.node.id: lease ids of processes started in the same millisecond differ
   waiting: Array<u32> = new Array<u32>(0);
   range: PodRange = new PodRange();
 }
 
 const vms = new Map<u32, FleetVm>();
+const NODE_ID = utf8Encode("xds\0node\0id");
 
 function vmOf(root: Root): FleetVm {
   if (!vms.has(root.id)) vms.set(root.id, new FleetVm());
@@ -67,7 +71,9 @@ function writeRecord(root: Root, r: FleetRecord, cas: u32): bool {
 
 function podPrefix(root: Root): string {
   const f = root.config.fleet;
-  return (f === null ? "" : f.prefix) + "pod/" + root.pod + "/";
+  let p = "";
+  if (f !== null) p = f.prefix;
+  return p + "pod/" + root.pod + "/";
 }
 
 function post(root: Root, path: string, body: string): u32 {
@@ -137,11 +143,13 @@ function failed(s: Stream): bool {
 }
 
 /** Starts (or continues) this VM's chain toward a grant. False when nothing could be sent. */
-function startChain(root: Root, vm: FleetVm): bool {
+function startChain(root: Root, vm: FleetVm, fresh: bool = true): bool {
   const f = root.config.fleet;
   if (f === null) return false;
-  vm.attempts = 0;
-  vm.chainMs = nowMs();
+  if (fresh) {
+    vm.attempts = 0;
+    vm.chainMs = nowMs();
+  }
   for (let i = 0; i < 4; i++) {
     const r = readRecord(root);
     const cas = lastCas;
@@ -153,7 +161,12 @@ function startChain(root: Root, vm: FleetVm): bool {
     }
     // No lease (or its grant's VM went silent): claim the record with a new id, then ask etcd for exactly that id.
     vm.seq++;
-    const id = ((now * 1000003) ^ (u64(root.vm) << 40) ^ (u64(root.id) << 24) ^ vm.seq) & 0x3fffffffffffffff;
+    if (vm.node == 0) {
+      let n = propertyString(NODE_ID);
+      if (n === null) n = "";
+      vm.node = (u64(fnv1a(n)) << 20) | 1;
+    }
+    const id = ((now * 1000003) ^ (u64(root.vm) << 52) ^ (vm.node << 22) ^ (u64(root.id) << 12) ^ vm.seq) & 0x3fffffffffffffff;
     r.state = LEASE_PENDING;
     r.id = id == 0 ? 1 : id;
     r.granted = 0;
@@ -219,8 +232,13 @@ export function onHttpCallResponse(rootId: u32, token: u32, headers: u32, bodySi
       resolve(root, vm, vm.waiting.length > 0 ? FAILED : GRANTED);
       return;
     }
-    log(LOG_WARN, "ws_governor: fleet: lease grant failed, status " + status.toString());
     dropLease(root, vm.leaseId, LEASE_PENDING);
+    // 412: another process holds this id (etcd's "lease already exists"): draw a new one at once (bounded)
+    if (status == 412 && vm.attempts + 1 < root.config.casMaxAttempts) {
+      vm.attempts++;
+      if (startChain(root, vm, false)) return;
+    }
+    log(LOG_WARN, "ws_governor: fleet: lease grant failed, status " + status.toString());
     resolve(root, vm, FAILED);
     return;
   }
