@@ -35,6 +35,7 @@ class FleetVm {
   chainMs: u64 = 0;
   leaseId: u64 = 0;
   delta: u32 = 0;
+  g0: u32 = 0;              // the process's granted slots when this chain started
   kaToken: u32 = 0;
   kaMs: u64 = 0;
   kaId: u64 = 0;
@@ -44,10 +45,17 @@ class FleetVm {
   range: PodRange = new PodRange();
 }
 
-const vms = new Map<u32, FleetVm>();
-const NODE_ID = utf8Encode("xds\0node\0id");
+// Module-level state is created on first use: this file is imported by the local module too (its calls fold away
+// there), and a top-level initializer would run, and take bytes, in every module.
+let vmTable: Map<u32, FleetVm> | null = null;
+function table(): Map<u32, FleetVm> {
+  let t = vmTable;
+  if (t === null) { t = new Map<u32, FleetVm>(); vmTable = t; }
+  return t;
+}
 
 function vmOf(root: Root): FleetVm {
+  const vms = table();
   if (!vms.has(root.id)) vms.set(root.id, new FleetVm());
   return vms.get(root.id);
 }
@@ -149,6 +157,7 @@ function startChain(root: Root, vm: FleetVm, fresh: bool = true): bool {
   if (fresh) {
     vm.attempts = 0;
     vm.chainMs = nowMs();
+    vm.g0 = granted(root);
   }
   for (let i = 0; i < 4; i++) {
     const r = readRecord(root);
@@ -162,7 +171,7 @@ function startChain(root: Root, vm: FleetVm, fresh: bool = true): bool {
     // No lease (or its grant's VM went silent): claim the record with a new id, then ask etcd for exactly that id.
     vm.seq++;
     if (vm.node == 0) {
-      let n = propertyString(NODE_ID);
+      let n = propertyString(utf8Encode("xds\0node\0id"));
       if (n === null) n = "";
       vm.node = (u64(fnv1a(n)) << 20) | 1;
     }
@@ -203,6 +212,7 @@ export function onHttpCallResponse(rootId: u32, token: u32, headers: u32, bodySi
   if (!roots.has(rootId)) return;
   const root = roots.get(rootId);
   const f = root.config.fleet;
+  const vms = table();
   if (f === null || !vms.has(rootId)) return;
   const vm = vms.get(rootId);
   const status = callStatus();
@@ -267,6 +277,8 @@ function onRange(root: Root, vm: FleetVm, rep: EtcdReply): void {
   const cap = root.config.maxPerPod;
   const myKey = podPrefix(root) + hex16(vm.leaseId);
   const pr = vm.range;
+  // Another VM of this process was granted slots meanwhile: try those before asking etcd for more.
+  if (granted(root) > vm.g0) { resolve(root, vm, GRANTED); return; }
   sumRange(rep.kvs, myKey, cap, pr);
   if (pr.bad > 0) root.metrics.inc(S.Corrupt, i64(pr.bad));
   const d = grantSize(cap, pr.sum, f.block);
