@@ -347,6 +347,8 @@ export function fleetTick(root: Root): void {
   if (vm.phase != IDLE && now - vm.chainMs > u64(f.callTimeoutMs) * u64(2 * root.config.casMaxAttempts + 4)) {
     resolve(root, vm, FAILED); // a chain whose answer never came (bounded wait)
   }
+  // a keepalive whose answer never came (Envoy always answers, with a 504 after the timeout): send the next one
+  if (vm.kaToken != 0 && now - vm.kaMs > 2 * u64(f.callTimeoutMs) + u64(root.config.tickMs)) vm.kaToken = 0;
   const r = readRecord(root);
   if (r.state == LEASE_LIVE && vm.kaToken == 0 && now - vm.kaMs >= u64(f.leaseTtlSeconds) * 1000 / 3) {
     vm.kaMs = now;
