@@ -34,7 +34,7 @@ class FleetVm {
   attempts: u32 = 0;
   chainMs: u64 = 0;
   leaseId: u64 = 0;
-  delta: u32 = 0;
+  target: u32 = 0;          // the value the grant txn in flight writes for this process
   g0: u32 = 0;              // the process's granted slots when this chain started
   kaToken: u32 = 0;
   kaMs: u64 = 0;
@@ -266,7 +266,7 @@ export function onHttpCallResponse(rootId: u32, token: u32, headers: u32, bodySi
       resolve(root, vm, FAILED);
       return;
     }
-    addGranted(root, vm.leaseId, vm.delta);
+    raiseGranted(root, vm.leaseId, vm.target);
     resolve(root, vm, GRANTED);
   }
 }
@@ -277,25 +277,32 @@ function onRange(root: Root, vm: FleetVm, rep: EtcdReply): void {
   const cap = root.config.maxPerPod;
   const myKey = podPrefix(root) + hex16(vm.leaseId);
   const pr = vm.range;
-  // Another VM of this process was granted slots meanwhile: try those before asking etcd for more.
-  if (granted(root) > vm.g0) { resolve(root, vm, GRANTED); return; }
   sumRange(rep.kvs, myKey, cap, pr);
   if (pr.bad > 0) root.metrics.inc(S.Corrupt, i64(pr.bad));
+  if (pr.mineBad) { resolve(root, vm, FAILED); return; } // our own value is unreadable: never write below it
+  // etcd's value for this process only grows while its lease lives (nothing is returned in this increment), so what
+  // the snapshot shows is ours: a grant of a sibling VM whose answer is still on its way, or one whose answer was lost
+  raiseGranted(root, vm.leaseId, u32(pr.mine));
+  // Another VM of this process was granted slots meanwhile: try those before asking etcd for more.
+  if (granted(root) > vm.g0) { resolve(root, vm, GRANTED); return; }
   const d = grantSize(cap, pr.sum, f.block);
   if (d == 0) { resolve(root, vm, FULL); return; }
-  vm.delta = d;
+  vm.target = u32(pr.mine) + d;
   vm.token = post(root, "/v3/kv/txn",
-    putIfUnchangedRequest(podPrefix(root), u64(rep.revision), myKey, (pr.mine + u64(d)).toString(), vm.leaseId.toString()));
+    putIfUnchangedRequest(podPrefix(root), u64(rep.revision), myKey, vm.target.toString(), vm.leaseId.toString()));
   vm.phase = vm.token == 0 ? IDLE : TXN;
   if (vm.token == 0) resolve(root, vm, FAILED);
 }
 
-/** After etcd applied +delta for lease `id`: the process may use delta more slots (never before etcd said so). */
-function addGranted(root: Root, id: u64, delta: u32): void {
+/** etcd holds `value` slots for lease `id` (a txn of ours succeeded, or a fresh snapshot shows it): the process may
+ *  use that many. A maximum, not a sum: etcd's value only grows while the lease lives, so the largest value seen is
+ *  never above etcd's, whatever order the VMs' answers arrive in (never before etcd said so). */
+function raiseGranted(root: Root, id: u64, value: u32): void {
   for (let i: u32 = 0; i < 16; i++) {
     const r = readRecord(root);
     if (r.id != id || r.state != LEASE_LIVE) return; // lost meanwhile: the slots died with the lease
-    r.granted += delta;
+    if (r.granted >= value) return;
+    r.granted = value;
     if (writeRecord(root, r, lastCas)) return;
   }
 }

@@ -4,7 +4,8 @@
 //   node --import tsx --test --test-reporter=tap test/fleet/failures.test.ts
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { etcdGate, startEtcd, type Etcd } from "../support/etcd.ts";
+import { etcdGate, etcdPost, startEtcd, type Etcd } from "../support/etcd.ts";
+import { waitFor } from "../support/wait.ts";
 import { closeReplica, traps, delay, etcdSlots, fleetConfig, startReplica, sum, upgrade, type Replica, type Upgrade } from "./support.ts";
 
 const gate = etcdGate();
@@ -135,5 +136,28 @@ describe("fleet mode failure drills [etcd]", () => {
     assert.deepEqual([...traps(a), ...traps(b)], [], "no trap");
     closeReplica(a);
     closeReplica(b);
+  });
+
+  test("a lease lost in etcd (revoked): the next keepalive says so, the process drops its slots, takes a new lease " +
+    "and grants again under it (counted in fleet_lease_lost_total)", T, async () => {
+    assert.ok(etcd);
+    const prefix = "/t-lost/";
+    const a = startReplica("gw-a", port, fleetConfig(prefix, { max_connections_per_pod: 4 }, { block: 2, lease_ttl_seconds: 3 }));
+    replicas.push(a);
+    const first = await fill(a, 1);
+    assert.equal(first.open.length, 1);
+    const before = [...(await etcdSlots(etcd.clientUrl, prefix)).keys()];
+    assert.equal(before.length, 1);
+    const id = BigInt("0x" + before[0].slice(before[0].lastIndexOf("/") + 1)).toString();
+    await etcdPost(etcd.clientUrl, "/v3/lease/revoke", { ID: id });
+    assert.equal((await etcdSlots(etcd.clientUrl, prefix)).size, 0, "revoke deleted the process's key");
+    await waitFor(() => a.stat("fleet_lease_lost_total") >= 1, { timeoutMs: 10_000, what: "the keepalive to report the lost lease" });
+    const again = await fill(a, 1);
+    assert.equal(again.open.length, 1, `admitted under a new lease: ${again.refused}`);
+    const after = [...(await etcdSlots(etcd.clientUrl, prefix)).keys()];
+    assert.equal(after.length, 1);
+    assert.notEqual(after[0], before[0], "a new holder key (new lease id)");
+    assert.deepEqual(traps(a), [], "no trap");
+    closeReplica(a);
   });
 });

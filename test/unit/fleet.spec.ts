@@ -60,7 +60,11 @@ describe("fleet arithmetic", () => {
     expect(r.sum).toBe(17);
     expect(r.mine).toBe(0);
     expect(r.bad).toBe(1);
+    expect(r.mineBad).toBe(false);
     expect(grantSize(10, r.sum, 4)).toBe(0);
+    sumRange(kvs, "p/pod/x/c", 10, r); // our own value unreadable: flagged, never used as a base
+    expect(r.mineBad).toBe(true);
+    expect(r.mine).toBe(0);
   });
   it("grants a block, cut to what the cap leaves; 0 at or over the cap", () => {
     expect(grantSize(10, 0, 4)).toBe(4);
