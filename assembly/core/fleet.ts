@@ -72,19 +72,25 @@ export function slotsOf(v: string): i64 {
 export class PodRange {
   sum: u64 = 0;
   mine: u64 = 0;
-  bad: u32 = 0; // values that were not slot counts: each counted as the whole cap (never over-admit)
+  bad: u32 = 0;        // values that were not slot counts: each counted as the whole cap (never over-admit)
+  mineBad: bool = false; // this holder's own value was one of them (then `mine` is 0 and must not be used)
 }
 
 export function sumRange(kvs: Array<EtcdKv>, myKey: string, cap: u32, out: PodRange): void {
   out.sum = 0;
   out.mine = 0;
   out.bad = 0;
+  out.mineBad = false;
   for (let i = 0; i < kvs.length; i++) {
     const kv = kvs[i];
     let n = slotsOf(kv.value);
-    if (n < 0) { out.bad++; n = i64(cap); }
+    const mine = kv.key == myKey;
+    if (n < 0) {
+      out.bad++;
+      n = i64(cap);
+      if (mine) out.mineBad = true;
+    } else if (mine) out.mine = u64(n);
     out.sum += u64(n);
-    if (kv.key == myKey) out.mine = u64(n);
   }
 }
 

@@ -10,7 +10,9 @@ import { Outcome, acquirePod, podKey, fleetKey } from "../core/ledger";
 import { rangePrefixRequest, putIfUnchangedRequest, leaseKeepaliveRequest, parseReply, EtcdReply } from "../core/etcd";
 import { FleetRecord, decodeFleet, encodeFleet, hex16, sumRange, grantSize, PodRange,
          LEASE_NONE, LEASE_PENDING, LEASE_LIVE } from "../core/fleet";
-import { nowMs, setEffectiveContext, log } from "../host/abi";
+import { nowMs, setEffectiveContext, log, propertyString } from "../host/abi";
+import { fnv1a } from "../core/codec";
+import { utf8Encode } from "../core/utf8";
 import { httpPost, callStatus, callBody, continueRequest } from "../host/http";
 import { Root, roots, LOG_WARN } from "./root";
 import { Stream, streams } from "./stream";
@@ -32,18 +34,28 @@ class FleetVm {
   attempts: u32 = 0;
   chainMs: u64 = 0;
   leaseId: u64 = 0;
-  delta: u32 = 0;
+  target: u32 = 0;          // the value the grant txn in flight writes for this process
+  g0: u32 = 0;              // the process's granted slots when this chain started
   kaToken: u32 = 0;
   kaMs: u64 = 0;
   kaId: u64 = 0;
   seq: u64 = 0;
+  node: u64 = 0;            // hash of xds.node.id: lease ids of processes started in the same millisecond differ
   waiting: Array<u32> = new Array<u32>(0);
   range: PodRange = new PodRange();
 }
 
-const vms = new Map<u32, FleetVm>();
+// Module-level state is created on first use: this file is imported by the local module too (its calls fold away
+// there), and a top-level initializer would run, and take bytes, in every module.
+let vmTable: Map<u32, FleetVm> | null = null;
+function table(): Map<u32, FleetVm> {
+  let t = vmTable;
+  if (t === null) { t = new Map<u32, FleetVm>(); vmTable = t; }
+  return t;
+}
 
 function vmOf(root: Root): FleetVm {
+  const vms = table();
   if (!vms.has(root.id)) vms.set(root.id, new FleetVm());
   return vms.get(root.id);
 }
@@ -66,7 +78,9 @@ function writeRecord(root: Root, r: FleetRecord, cas: u32): bool {
 
 function podPrefix(root: Root): string {
   const f = root.config.fleet;
-  return (f === null ? "" : f.prefix) + "pod/" + root.pod + "/";
+  let p = "";
+  if (f !== null) p = f.prefix;
+  return p + "pod/" + root.pod + "/";
 }
 
 function post(root: Root, path: string, body: string): u32 {
@@ -136,11 +150,14 @@ function failed(s: Stream): bool {
 }
 
 /** Starts (or continues) this VM's chain toward a grant. False when nothing could be sent. */
-function startChain(root: Root, vm: FleetVm): bool {
+function startChain(root: Root, vm: FleetVm, fresh: bool = true): bool {
   const f = root.config.fleet;
   if (f === null) return false;
-  vm.attempts = 0;
-  vm.chainMs = nowMs();
+  if (fresh) {
+    vm.attempts = 0;
+    vm.chainMs = nowMs();
+    vm.g0 = granted(root);
+  }
   for (let i = 0; i < 4; i++) {
     const r = readRecord(root);
     const cas = lastCas;
@@ -152,7 +169,12 @@ function startChain(root: Root, vm: FleetVm): bool {
     }
     // No lease (or its grant's VM went silent): claim the record with a new id, then ask etcd for exactly that id.
     vm.seq++;
-    const id = ((now * 1000003) ^ (u64(root.vm) << 40) ^ (u64(root.id) << 24) ^ vm.seq) & 0x3fffffffffffffff;
+    if (vm.node == 0) {
+      let n = propertyString(utf8Encode("xds\0node\0id"));
+      if (n === null) n = "";
+      vm.node = (u64(fnv1a(n)) << 20) | 1;
+    }
+    const id = ((now * 1000003) ^ (u64(root.vm) << 52) ^ (vm.node << 22) ^ (u64(root.id) << 12) ^ vm.seq) & 0x3fffffffffffffff;
     r.state = LEASE_PENDING;
     r.id = id == 0 ? 1 : id;
     r.granted = 0;
@@ -189,6 +211,7 @@ export function onHttpCallResponse(rootId: u32, token: u32, headers: u32, bodySi
   if (!roots.has(rootId)) return;
   const root = roots.get(rootId);
   const f = root.config.fleet;
+  const vms = table();
   if (f === null || !vms.has(rootId)) return;
   const vm = vms.get(rootId);
   const status = callStatus();
@@ -218,8 +241,13 @@ export function onHttpCallResponse(rootId: u32, token: u32, headers: u32, bodySi
       resolve(root, vm, vm.waiting.length > 0 ? FAILED : GRANTED);
       return;
     }
-    log(LOG_WARN, "ws_governor: fleet: lease grant failed, status " + status.toString());
     dropLease(root, vm.leaseId, LEASE_PENDING);
+    // 412: another process holds this id (etcd's "lease already exists"): draw a new one at once (bounded)
+    if (status == 412 && vm.attempts + 1 < root.config.casMaxAttempts) {
+      vm.attempts++;
+      if (startChain(root, vm, false)) return;
+    }
+    log(LOG_WARN, "ws_governor: fleet: lease grant failed, status " + status.toString());
     resolve(root, vm, FAILED);
     return;
   }
@@ -237,7 +265,7 @@ export function onHttpCallResponse(rootId: u32, token: u32, headers: u32, bodySi
       resolve(root, vm, FAILED);
       return;
     }
-    addGranted(root, vm.leaseId, vm.delta);
+    raiseGranted(root, vm.leaseId, vm.target);
     resolve(root, vm, GRANTED);
   }
 }
@@ -250,21 +278,30 @@ function onRange(root: Root, vm: FleetVm, rep: EtcdReply): void {
   const pr = vm.range;
   sumRange(rep.kvs, myKey, cap, pr);
   if (pr.bad > 0) root.metrics.inc(S.Corrupt, i64(pr.bad));
+  if (pr.mineBad) { resolve(root, vm, FAILED); return; } // our own value is unreadable: never write below it
+  // etcd's value for this process only grows while its lease lives (nothing is returned in this increment), so what
+  // the snapshot shows is ours: a grant of a sibling VM whose answer is still on its way, or one whose answer was lost
+  raiseGranted(root, vm.leaseId, u32(pr.mine));
+  // Another VM of this process was granted slots meanwhile: try those before asking etcd for more.
+  if (granted(root) > vm.g0) { resolve(root, vm, GRANTED); return; }
   const d = grantSize(cap, pr.sum, f.block);
   if (d == 0) { resolve(root, vm, FULL); return; }
-  vm.delta = d;
+  vm.target = u32(pr.mine) + d;
   vm.token = post(root, "/v3/kv/txn",
-    putIfUnchangedRequest(podPrefix(root), u64(rep.revision), myKey, (pr.mine + u64(d)).toString(), vm.leaseId.toString()));
+    putIfUnchangedRequest(podPrefix(root), u64(rep.revision), myKey, vm.target.toString(), vm.leaseId.toString()));
   vm.phase = vm.token == 0 ? IDLE : TXN;
   if (vm.token == 0) resolve(root, vm, FAILED);
 }
 
-/** After etcd applied +delta for lease `id`: the process may use delta more slots (never before etcd said so). */
-function addGranted(root: Root, id: u64, delta: u32): void {
+/** etcd holds `value` slots for lease `id` (a txn of ours succeeded, or a fresh snapshot shows it): the process may
+ *  use that many. A maximum, not a sum: etcd's value only grows while the lease lives, so the largest value seen is
+ *  never above etcd's, whatever order the VMs' answers arrive in (never before etcd said so). */
+function raiseGranted(root: Root, id: u64, value: u32): void {
   for (let i: u32 = 0; i < 16; i++) {
     const r = readRecord(root);
     if (r.id != id || r.state != LEASE_LIVE) return; // lost meanwhile: the slots died with the lease
-    r.granted += delta;
+    if (r.granted >= value) return;
+    r.granted = value;
     if (writeRecord(root, r, lastCas)) return;
   }
 }
@@ -316,6 +353,8 @@ export function fleetTick(root: Root): void {
   if (vm.phase != IDLE && now - vm.chainMs > u64(f.callTimeoutMs) * u64(2 * root.config.casMaxAttempts + 4)) {
     resolve(root, vm, FAILED); // a chain whose answer never came (bounded wait)
   }
+  // a keepalive whose answer never came (Envoy always answers, with a 504 after the timeout): send the next one
+  if (vm.kaToken != 0 && now - vm.kaMs > 2 * u64(f.callTimeoutMs) + u64(root.config.tickMs)) vm.kaToken = 0;
   const r = readRecord(root);
   if (r.state == LEASE_LIVE && vm.kaToken == 0 && now - vm.kaMs >= u64(f.leaseTtlSeconds) * 1000 / 3) {
     vm.kaMs = now;

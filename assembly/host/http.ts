@@ -7,10 +7,8 @@ import { utf8Encode } from "../core/utf8";
 
 export const MAP_HTTP_CALL_RESPONSE_HEADERS: i32 = 6;
 export const BUF_HTTP_CALL_RESPONSE_BODY: i32 = 4;
-const H_STATUS = utf8Encode(":status");
-const NO_TRAILERS = encodePairs(new Array<string>(0));
-
-const tokenBuf = new ArrayBuffer(4);
+// No module-level buffers: the local module imports this file through filter/fleet.ts (calls folded away), and a
+// top-level initializer would run in it too.
 
 /** Last proxy_http_call status (OK, BadArgument for an unknown cluster, InternalFailure, …). */
 export let httpCallStatus: u32 = 0;
@@ -21,17 +19,18 @@ export function httpPost(cluster: string, path: string, body: string, timeoutMs:
   const c = utf8Encode(cluster);
   const headers = encodePairs([":method", "POST", ":path", path, ":authority", cluster]);
   const b = utf8Encode(body);
-  const tp = changetype<usize>(tokenBuf);
-  store<u32>(tp, 0);
+  const trailers = encodePairs(new Array<string>(0));
+  const token = new ArrayBuffer(4);
+  const tp = changetype<usize>(token);
   httpCallStatus = imp.proxy_http_call(changetype<usize>(c), c.byteLength, changetype<usize>(headers), headers.byteLength,
-    changetype<usize>(b), b.byteLength, changetype<usize>(NO_TRAILERS), NO_TRAILERS.byteLength, timeoutMs, tp);
+    changetype<usize>(b), b.byteLength, changetype<usize>(trailers), trailers.byteLength, timeoutMs, tp);
   if (httpCallStatus != OK) return 0;
   return load<u32>(tp);
 }
 
 /** Inside proxy_on_http_call_response: the response's :status (0 when there is none: a reset). */
 export function callStatus(): u32 {
-  const s = headerString(MAP_HTTP_CALL_RESPONSE_HEADERS, H_STATUS);
+  const s = headerString(MAP_HTTP_CALL_RESPONSE_HEADERS, utf8Encode(":status"));
   if (s === null) return 0;
   const n = I32.parseInt(s);
   return n > 0 && n < 1000 ? u32(n) : 0;

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { etcdGate, startEtcd, type Etcd } from "../support/etcd.ts";
 import { waitFor } from "../support/wait.ts";
-import { closeReplica, etcdSlots, fleetConfig, startReplica, sum, upgrade, type Replica } from "./support.ts";
+import { closeReplica, traps, etcdSlots, fleetConfig, startReplica, sum, upgrade, type Replica } from "./support.ts";
 
 const gate = etcdGate();
 const T = { skip: gate.skip, timeout: 60_000 };
@@ -55,6 +55,7 @@ describe("fleet mode, one process [etcd]", () => {
     const again = await upgrade(r, 0).outcome;
     assert.ok(again.admitted, "admitted from the process's own slots");
     await waitFor(() => r.stat("fleet_calls_total") >= calls, { timeoutMs: 1000 });
+    assert.deepEqual(traps(r), [], "no trap");
     closeReplica(r);
   });
 });

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { etcdGate, startEtcd, type Etcd } from "../support/etcd.ts";
 import { rng } from "../filter/support.ts";
-import { closeReplica, etcdSlots, fleetConfig, startReplica, sum, upgrade, delay, type Replica, type Upgrade } from "./support.ts";
+import { closeReplica, traps, etcdSlots, fleetConfig, startReplica, sum, upgrade, delay, type Replica, type Upgrade } from "./support.ts";
 
 const gate = etcdGate();
 const RACE_MS = Number(process.env.RACE_MS ?? 45_000);
@@ -36,6 +36,9 @@ describe("fleet mode, three processes racing [etcd]", () => {
     const t0 = Date.now();
     let upgrades = 0, admitted = 0, refused = 0, over = 0, maxOpen = 0, rounds = 0;
     const details = new Map<string, number>();
+    const trapped: string[] = [];
+    const calls: Record<string, number> = { fleet_calls_total: 0, fleet_call_failures_total: 0, fleet_waits_total: 0,
+      fleet_unavailable_total: 0 };
     while (Date.now() - t0 < RACE_MS) {
       rounds++;
       const prefix = `/t-race/${rounds}/`;
@@ -70,11 +73,17 @@ describe("fleet mode, three processes racing [etcd]", () => {
       const slots = sum(await etcdSlots(etcd.clientUrl, prefix));
       assert.ok(slots <= CAP, `etcd granted ${slots} > ${CAP} slots`);
       for (const u of open) u.s.complete();
+      for (const r of round) {
+        trapped.push(...traps(r));
+        for (const k of Object.keys(calls)) calls[k] += r.stat(k);
+      }
       for (const r of round) closeReplica(r);
     }
     const seconds = ((Date.now() - t0) / 1000).toFixed(1);
     console.log(`# fleet race: ${upgrades} upgrades in ${rounds} rounds (${seconds} s), ${admitted} admitted, ` +
-      `${refused} refused ${JSON.stringify(Object.fromEntries(details))}, max open ${maxOpen} / cap ${CAP}, over-admissions ${over}`);
+      `${refused} refused ${JSON.stringify(Object.fromEntries(details))}, max open ${maxOpen} / cap ${CAP}, over-admissions ${over}; ` +
+      `etcd ${JSON.stringify(calls)} (keepalives included)`);
+    assert.deepEqual(trapped.slice(0, 5), [], "no trap");
     assert.equal(over, 0, "over-admissions of the global cap");
     assert.ok(upgrades > 500, `only ${upgrades} upgrades raced`);
     assert.ok(maxOpen === CAP, `the cap was reached (max open ${maxOpen})`);

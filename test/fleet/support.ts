@@ -104,6 +104,11 @@ export function sum(m: Map<string, number>): number {
   return t;
 }
 
+/** Log lines of a trap (an abort in the module, a failed export): a fleet test fails on any. */
+export function traps(r: Replica): string[] {
+  return r.logs.filter((l) => /failed: Uncaught|ws_governor: abort/.test(l.message)).map((l) => `${r.name}: ${l.message}`);
+}
+
 export function closeReplica(r: Replica): void {
   if (r.closed) return;
   r.closed = true;
