@@ -3,10 +3,10 @@
 // a stream that waited and was refused gets exactly one local reply.
 //   node --import tsx --test --test-reporter=tap test/fleet/basic.test.ts
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { etcdGate, startEtcd, type Etcd } from "../support/etcd.ts";
+import { describe, test } from "node:test";
+import { etcdGate, type Etcd } from "../support/etcd.ts";
 import { waitFor } from "../support/wait.ts";
-import { closeReplica, traps, etcdSlots, fleetConfig, startReplica, sum, upgrade, type Replica } from "./support.ts";
+import { useEtcd, closeReplica, traps, etcdSlots, fleetConfig, startReplica, sum, upgrade, type Replica } from "./support.ts";
 
 const gate = etcdGate();
 const T = { skip: gate.skip, timeout: 60_000 };
@@ -15,16 +15,7 @@ describe("fleet mode, one process [etcd]", () => {
   let etcd: Etcd | undefined;
   let port = 0;
   const replicas: Replica[] = [];
-  before(async () => {
-    if (gate.skip) return;
-    if (gate.failReason) throw new Error(gate.failReason);
-    etcd = await startEtcd();
-    port = Number(new URL(etcd.clientUrl).port);
-  });
-  after(async () => {
-    for (const r of replicas) closeReplica(r);
-    await etcd?.stop();
-  });
+  useEtcd(gate, replicas, (e, p) => { etcd = e; port = p; });
 
   test("a lease, grants in blocks, the fleet cap (503 pod_full), stats", T, async () => {
     assert.ok(etcd);

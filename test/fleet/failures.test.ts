@@ -3,10 +3,10 @@
 // after etcd returns). Every wait is bounded.
 //   node --import tsx --test --test-reporter=tap test/fleet/failures.test.ts
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { etcdGate, etcdPost, startEtcd, type Etcd } from "../support/etcd.ts";
+import { describe, test } from "node:test";
+import { etcdGate, etcdPost, type Etcd } from "../support/etcd.ts";
 import { waitFor } from "../support/wait.ts";
-import { closeReplica, traps, delay, etcdSlots, fleetConfig, startReplica, sum, upgrade, type Replica, type Upgrade } from "./support.ts";
+import { useEtcd, closeReplica, traps, delay, etcdSlots, fleetConfig, startReplica, sum, upgrade, type Replica, type Upgrade } from "./support.ts";
 
 const gate = etcdGate();
 const T = { skip: gate.skip, timeout: 90_000 };
@@ -35,16 +35,7 @@ describe("fleet mode failure drills [etcd]", () => {
   let etcd: Etcd | undefined;
   let port = 0;
   const replicas: Replica[] = [];
-  before(async () => {
-    if (gate.skip) return;
-    if (gate.failReason) throw new Error(gate.failReason);
-    etcd = await startEtcd();
-    port = Number(new URL(etcd.clientUrl).port);
-  });
-  after(async () => {
-    for (const r of replicas) closeReplica(r);
-    await etcd?.stop();
-  });
+  useEtcd(gate, replicas, (e, p) => { etcd = e; port = p; });
 
   test(`a process killed without releasing: its slots come back after its lease TTL (${TTL} s)`, T, async () => {
     assert.ok(etcd);

@@ -5,10 +5,10 @@
 // close at random so that slots are reused. Runs for RACE_MS (default 45 s) and prints the numbers.
 //   node --import tsx --test --test-reporter=tap test/fleet/race.test.ts
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
-import { etcdGate, startEtcd, type Etcd } from "../support/etcd.ts";
+import { describe, test } from "node:test";
+import { etcdGate, type Etcd } from "../support/etcd.ts";
 import { rng } from "../filter/support.ts";
-import { closeReplica, traps, etcdSlots, fleetConfig, startReplica, sum, upgrade, delay, type Replica, type Upgrade } from "./support.ts";
+import { useEtcd, closeReplica, traps, etcdSlots, fleetConfig, startReplica, sum, upgrade, delay, type Replica, type Upgrade } from "./support.ts";
 
 const gate = etcdGate();
 const RACE_MS = Number(process.env.RACE_MS ?? 45_000);
@@ -19,16 +19,7 @@ describe("fleet mode, three processes racing [etcd]", () => {
   let etcd: Etcd | undefined;
   let port = 0;
   const replicas: Replica[] = [];
-  before(async () => {
-    if (gate.skip) return;
-    if (gate.failReason) throw new Error(gate.failReason);
-    etcd = await startEtcd();
-    port = Number(new URL(etcd.clientUrl).port);
-  });
-  after(async () => {
-    for (const r of replicas) closeReplica(r);
-    await etcd?.stop();
-  });
+  useEtcd(gate, replicas, (e, p) => { etcd = e; port = p; });
 
   test(`racing upgrades: 0 over-admissions of the global per-pod cap (${CAP})`, T, async () => {
     assert.ok(etcd);

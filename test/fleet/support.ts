@@ -5,7 +5,8 @@ import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { EnvoyProcess, ROOT, G, conn, upgradeHeaders, H101 } from "../filter/support.ts";
 import type { FilterStream, LocalReply, LogEntry, PluginHandle, StepResult } from "../filter/support.ts";
-import { b64, etcdPost, prefixEnd, unb64 } from "../support/etcd.ts";
+import { after, before } from "node:test";
+import { b64, etcdPost, prefixEnd, startEtcd, unb64, type Etcd } from "../support/etcd.ts";
 
 export const FLEET_WASM = join(ROOT, "build/ws-governor-fleet.wasm");
 let cache: Uint8Array | undefined;
@@ -117,4 +118,21 @@ export function closeReplica(r: Replica): void {
 
 export function delay(ms: number): Promise<void> {
   return new Promise((res) => setTimeout(res, ms));
+}
+
+/** Inside a describe(): one real etcd for the suite (started unless the gate skips; a CI run without etcd fails),
+ *  stopped after it together with every replica the suite pushed onto `replicas`. */
+export function useEtcd(gate: { skip: string | false; failReason?: string }, replicas: Replica[],
+                        started: (etcd: Etcd, port: number) => void): void {
+  let etcd: Etcd | undefined;
+  before(async () => {
+    if (gate.skip) return;
+    if (gate.failReason) throw new Error(gate.failReason);
+    etcd = await startEtcd();
+    started(etcd, Number(new URL(etcd.clientUrl).port));
+  });
+  after(async () => {
+    for (const r of replicas) closeReplica(r);
+    await etcd?.stop();
+  });
 }
