@@ -5,32 +5,16 @@
 // chromiumUnavailable() says why no browser can be used; callers turn that into a failure when CI=true and into a
 // skip (never a pass) otherwise — see requireChromium().
 import { spawn, type ChildProcess } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import WebSocket from "ws";
+import { findExecutable } from "../support/executables.ts";
 
 const CANDIDATES = ["chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome"];
 
 export function findChromium(): string | undefined {
-  const env = process.env.CHROMIUM_BIN;
-  if (env) return isExecutable(env) ? env : undefined;
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-    for (const c of CANDIDATES) {
-      const p = path.join(dir, c);
-      if (isExecutable(p)) return p;
-    }
-  }
-  return undefined;
-}
-
-function isExecutable(p: string): boolean {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
+  return findExecutable("CHROMIUM_BIN", [], CANDIDATES);
 }
 
 export function chromiumUnavailable(): string | undefined {

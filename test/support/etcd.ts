@@ -13,11 +13,12 @@
 //   await etcd.restart()     halt if running, then start again on the same ports and data: same clientUrl, same keys
 //   await etcd.stop()        SIGTERM (SIGKILL after a bound), then the data dir is removed; final
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { accessSync, constants, mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { freePorts } from "./ports.ts";
+import { findExecutable } from "./executables.ts";
 
 const DEFAULT_PATHS = ["/usr/bin/etcd", "/usr/local/bin/etcd"];
 const READY_TIMEOUT_MS = 20_000;   // a cold single-member start takes ~1 s; 2 shared cores under load can be slow
@@ -26,25 +27,8 @@ const LOG_KEEP = 64 * 1024;        // last bytes of etcd's output kept for error
 
 // ------------------------------------------------------------------ finding etcd
 
-function isExecutable(p: string): boolean {
-  try {
-    accessSync(p, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 export function findEtcd(): string | undefined {
-  const env = process.env.ETCD_BIN;
-  if (env) return isExecutable(env) ? env : undefined;
-  for (const p of DEFAULT_PATHS) if (isExecutable(p)) return p;
-  for (const dir of (process.env.PATH ?? "").split(path.delimiter)) {
-    if (!dir) continue;
-    const p = path.join(dir, "etcd");
-    if (isExecutable(p)) return p;
-  }
-  return undefined;
+  return findExecutable("ETCD_BIN", DEFAULT_PATHS, ["etcd"]);
 }
 
 /** "etcd Version: 3.4.23" → "3.4.23"; undefined when the binary does not answer --version. */
