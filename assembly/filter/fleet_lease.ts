@@ -31,6 +31,7 @@ export class FleetVm {
   kaToken: u32 = 0;
   kaMs: u64 = 0;
   kaId: u64 = 0;
+  kaSent: u64 = 0;         // send time of the keepalive in flight
   seq: u64 = 0;
   node: u64 = 0;           // hash of xds.node.id: lease ids of processes started in the same millisecond differ
 }
@@ -61,10 +62,22 @@ export function writeRecord(root: Root, r: FleetRecord, cas: u32): bool {
   return root.store.set(fleetKey(root.config.keyPrefix), encodeFleet(r), cas) == ST_OK;
 }
 
-/** The process's live etcd lease id, 0 when there is none. */
+/** The local deadline D (docs/fleet.md §5.3): a lease is used only until TTL − margin after the send of the last
+ *  grant or keepalive that etcd answered with a TTL. A process cut off from etcd then stops using its grants before
+ *  etcd can expire them and give them to others. */
+function expired(root: Root, r: FleetRecord, now: u64): bool {
+  const f = root.config.fleet;
+  if (f === null) return true;
+  const ttl = u64(f.leaseTtlSeconds) * 1000;
+  let margin = u64(f.callTimeoutMs) + u64(root.config.tickMs);
+  if (margin > ttl / 3) margin = ttl / 3;
+  return now > r.sinceMs && now - r.sinceMs > ttl - margin;
+}
+
+/** The process's live etcd lease id, 0 when there is none (or it is past its local deadline). */
 export function liveLease(root: Root): u64 {
   const r = readRecord(root);
-  return r.state == LEASE_LIVE ? r.id : 0;
+  return r.state == LEASE_LIVE && !expired(root, r, nowMs()) ? r.id : 0;
 }
 
 /** Every etcd call goes through here (from the root context): counted; 0 = Envoy refused the call. */
@@ -86,8 +99,8 @@ export function needLease(root: Root, vm: FleetVm): i32 {
   for (let i = 0; i < 4; i++) {
     const r = readRecord(root);
     const cas = lastCas;
-    if (r.state == LEASE_LIVE) { vm.phase = L_IDLE; return LEASE_OK; }
     const now = nowMs();
+    if (r.state == LEASE_LIVE && !expired(root, r, now)) { vm.phase = L_IDLE; return LEASE_OK; }
     if (r.state == LEASE_PENDING && now - r.sinceMs < u64(f.callTimeoutMs) + 2 * u64(root.config.tickMs)) {
       vm.phase = L_OTHER;
       return LEASE_WAIT;
@@ -125,7 +138,7 @@ export function leaseAnswer(root: Root, vm: FleetVm, status: u32, rep: EtcdReply
       const r = readRecord(root);
       if (r.id != vm.leaseId || r.state != LEASE_PENDING) break;
       r.state = LEASE_LIVE;
-      r.sinceMs = nowMs();
+      r.sinceMs = vm.sentMs; // the local deadline counts from the grant's send
       if (writeRecord(root, r, lastCas)) break;
     }
     return liveLease(root) != 0 ? LEASE_OK : LEASE_FAILED;
@@ -172,6 +185,7 @@ export function keepalive(root: Root, vm: FleetVm): void {
   const id = liveLease(root);
   if (id != 0 && vm.kaToken == 0 && now - vm.kaMs >= u64(f.leaseTtlSeconds) * 1000 / 3) {
     vm.kaMs = now;
+    vm.kaSent = now;
     vm.kaId = id;
     vm.kaToken = post(root, "/v3/lease/keepalive", leaseKeepaliveRequest(id.toString()));
   }
@@ -180,5 +194,11 @@ export function keepalive(root: Root, vm: FleetVm): void {
 export function keepaliveAnswer(root: Root, vm: FleetVm, status: u32, rep: EtcdReply): void {
   vm.kaToken = 0;
   if (status != 200 || !rep.ok) { root.metrics.inc(S.FleetFailures); return; }
-  if (rep.ttl <= 0) leaseLost(root, vm.kaId); // 200 without TTL: etcd no longer has the lease
+  if (rep.ttl <= 0) { leaseLost(root, vm.kaId); return; } // 200 without TTL: etcd no longer has the lease
+  for (let i = 0; i < 4; i++) { // renewed: the local deadline moves to this keepalive's send + TTL − margin
+    const r = readRecord(root);
+    if (r.id != vm.kaId || r.state != LEASE_LIVE || r.sinceMs >= vm.kaSent) return;
+    r.sinceMs = vm.kaSent;
+    if (writeRecord(root, r, lastCas)) return;
+  }
 }
