@@ -147,3 +147,11 @@ export function setOwnIfUnchangedRequest(key: string, modRevision: i64, value: s
   return "{\"compare\":[{\"key\":\"" + k + "\",\"target\":\"MOD\",\"result\":\"EQUAL\",\"mod_revision\":\"" +
     modRevision.toString() + "\"}],\"success\":[" + op + "],\"failure\":[]}";
 }
+
+/** POST /v3/kv/txn: put `key` = `value` (bound to `lease`) only if the key does not exist (VERSION 0). */
+export function createIfAbsentRequest(key: string, value: string, lease: string): string {
+  const k = b64(key);
+  return "{\"compare\":[{\"key\":\"" + k + "\",\"target\":\"VERSION\",\"result\":\"EQUAL\",\"version\":\"0\"}]," +
+    "\"success\":[{\"request_put\":{\"key\":\"" + k + "\",\"value\":\"" + b64(value) + "\",\"lease\":\"" + lease +
+    "\"}}],\"failure\":[]}";
+}

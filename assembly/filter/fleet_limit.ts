@@ -11,7 +11,7 @@ import { S, Reason } from "../core/stats";
 import { ST_OK } from "../core/store";
 import { Outcome, acquirePod, acquireCounter, release, podKey, clientKey, fleetGrantKey } from "../core/ledger";
 import { decodeLedger } from "../core/codec";
-import { rangePrefixRequest, putIfUnchangedRequest, setOwnIfUnchangedRequest, EtcdReply } from "../core/etcd";
+import { rangePrefixRequest, putIfUnchangedRequest, setOwnIfUnchangedRequest, createIfAbsentRequest, EtcdReply } from "../core/etcd";
 import { Grant, decodeGrant, encodeGrant, hex16, sumRange, grantSize, returnSize, PodRange } from "../core/fleet";
 import { FailureMode } from "../core/config";
 import { nowMs } from "../host/abi";
@@ -40,6 +40,7 @@ class Chain {
   lease: u64 = 0;
   delta: u32 = 0;           // grant: slots asked for; return: slots taken off locally
   ret: bool = false;        // this chain returns slots (background) instead of granting
+  reg: bool = false;        // this chain registers connections opened under an older lease (§5.3)
   dirty: bool = false;      // etcd may hold more for this process than its grant says: reconcile on the tick
   freeSince: u64 = 0;       // since when slots were returnable (0 = not)
   waiting: Array<u32> = new Array<u32>(0);
@@ -244,6 +245,7 @@ function finish(root: Root, ch: Chain, verdict: u8): void {
   if (ch.phase == TXN && verdict == V_FAILED) ch.dirty = true; // a txn with an unknown outcome
   ch.phase = IDLE;
   ch.token = 0;
+  ch.reg = false;
   if (ch.ret) { ch.ret = false; return; }
   if (verdict == V_PENDING) return;
   const todo = ch.waiting;
@@ -286,10 +288,18 @@ export function limitAnswer(root: Root, token: u32, status: u32, rep: EtcdReply)
       ch.phase = IDLE;
       finish(root, ch, V_FAILED);
     } else if (!ok) finish(root, ch, V_FAILED);
-    else if (!rep.succeeded) { // the range (or our key) changed since the snapshot: read again (bounded)
+    else if (!rep.succeeded && !ch.reg) { // the range (or our key) changed since the snapshot: read again (bounded)
       ch.attempts++;
       if (ch.attempts >= root.config.casMaxAttempts || !sendRange(root, ch)) finish(root, ch, V_FAILED);
     } else if (ch.ret) {
+      finish(root, ch, V_GRANTED);
+    } else if (ch.reg) {
+      ch.reg = false;
+      if (rep.succeeded) {
+        root.metrics.inc(S.FleetRegistered, i64(ch.delta));
+        changeGrant(root, ch.kind, ch.bucket, ch.lease, i64(ch.delta), 0);
+      } // else: the key exists already (another VM registered or granted first): nothing to do
+      ch.phase = IDLE;
       finish(root, ch, V_GRANTED);
     } else {
       // etcd applied the grant: only now may the process use it
@@ -348,11 +358,37 @@ function onReturnRange(root: Root, ch: Chain, rep: EtcdReply): void {
   if (ch.token == 0) { ch.dirty = true; finish(root, ch, V_FAILED); }
 }
 
+/** Connections still open from before the process's current lease (a partition outlived the old one, §5.3) are
+ *  written to etcd under the new lease without the cap check, so that etcd's sum tells the truth again (other
+ *  processes are refused until they close). Create-if-absent: a key already there means another VM did it or a
+ *  grant came first (which covered them). True when a call was sent. */
+function register(root: Root, ch: Chain, lease: u64, now: u64): bool {
+  const g = readGrant(root, ch.kind, ch.bucket);
+  if (g.lease == lease) return false;
+  const used = usedOf(root, ch);
+  if (used == 0) return false;
+  const f = root.config.fleet;
+  const busy = now + (f === null ? 0 : u64(f.callTimeoutMs)) + 2 * u64(root.config.tickMs);
+  if (!changeGrant(root, ch.kind, ch.bucket, lease, 0, busy)) return false; // now under this lease: registers once
+  ch.reg = true;
+  ch.ret = false;
+  ch.lease = lease;
+  ch.delta = u32(used);
+  ch.attempts = 0;
+  ch.chainMs = now;
+  ch.token = post(root, "/v3/kv/txn", createIfAbsentRequest(etcdPrefix(root, ch) + hex16(lease), used.toString(),
+    lease.toString()));
+  ch.phase = ch.token == 0 ? IDLE : TXN;
+  if (ch.token == 0) ch.reg = false;
+  return true;
+}
+
 /** Tick: the watchdog, waits left pending, and returns of slots nobody used for a whole rebalance period. */
 export function limitsTick(root: Root, vm: FleetVm): void {
   const f = root.config.fleet;
   if (f === null) return;
   const now = nowMs();
+  if (root.config.maxPerPod > 0 && root.pod.length > 0) chainOf(root, POD, 0);
   const m = chainsOf(root);
   const ks = m.keys();
   for (let i = 0; i < ks.length; i++) {
@@ -373,6 +409,7 @@ export function limitsTick(root: Root, vm: FleetVm): void {
     }
     const lease = liveLease(root);
     if (lease == 0) { ch.freeSince = 0; ch.dirty = false; continue; }
+    if (register(root, ch, lease, now)) continue;
     const local = grantedNow(root, ch.kind, ch.bucket);
     const used = usedOf(root, ch);
     const r = returnSize(local, used, blockOf(root, ch.kind));

@@ -177,15 +177,25 @@ describe("fleet mode failure drills [etcd]", () => {
       await etcd.restart();
     }
     console.log(`# fleet partition: the old grant refused ${deadlineMs} ms after etcd went away (lease TTL 2 s)`);
-    // back: a new lease; its keys and the old lease's (until etcd expires it) never sum above the cap
+    // back: a new lease. The two connections opened before are registered under it without the cap check (so
+    // etcd's sum tells the truth), even with no new upgrade; the old lease's key expires by itself.
+    const oldKey = [...(await etcdSlots(etcd.clientUrl, prefix)).keys()][0];
+    const reg = await waitFor(async () => {
+      const m = await etcdSlots(etcd!.clientUrl, prefix);
+      const fresh = [...m.entries()].filter(([k]) => k !== oldKey);
+      return fresh.length === 1 && fresh[0][1] === first.open.length && a.stat("fleet_registered_slots_total") > 0
+        ? fresh[0][0] : false;
+    }, { timeoutMs: 10_000, what: "the open connections registered under the new lease" });
+    assert.equal(a.stat("fleet_registered_slots_total"), first.open.length);
+    await waitFor(async () => !(await etcdSlots(etcd!.clientUrl, prefix)).has(oldKey),
+      { timeoutMs: 15_000, what: "the old lease to expire" });
     let open = first.open.length;
-    for (let i = 0; i < 40 && open < 4; i++) {
-      const o = await upgrade(a, i % 2).outcome;
-      if (o.admitted) open++;
-      else await delay(200);
-      assert.ok(sum(await etcdSlots(etcd.clientUrl, prefix)) <= 4, "etcd never holds more than the cap");
-    }
-    assert.ok(open <= 4);
+    const more = await fill(a, 4);
+    open += more.open.length;
+    assert.equal(open, 4, `exactly the cap: ${more.refused}`);
+    assert.deepEqual([...new Set(more.refused)], ["ws_governor_pod_full"]);
+    assert.ok((await etcdSlots(etcd.clientUrl, prefix)).has(reg), "still under the new lease");
+    assert.ok(sum(await etcdSlots(etcd.clientUrl, prefix)) <= 4, "etcd holds no more than the cap");
     assert.ok(a.stat("fleet_unavailable_total") >= 1);
     assert.deepEqual(traps(a), [], "no trap");
     closeReplica(a);
