@@ -139,7 +139,8 @@ export function encodeGrant(g: Grant): ArrayBuffer {
 }
 
 /** Slots a holder gives back (docs/fleet.md §2): all of them when none is used, the surplus above one block when
- *  more than two blocks are free; otherwise none. The caller returns only after this held for a whole period. */
+ *  more than two blocks are free; otherwise none. Block 0 (scarce mode, §3.3): every free slot. The caller returns
+ *  only after this held for a whole period. */
 export function returnSize(granted: u32, used: u64, block: u32): u32 {
   if (u64(granted) <= used) return 0;
   if (used == 0) return granted;

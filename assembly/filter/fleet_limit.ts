@@ -42,6 +42,8 @@ class Chain {
   ret: bool = false;        // this chain returns slots (background) instead of granting
   reg: bool = false;        // this chain registers connections opened under an older lease (§5.3)
   dirty: bool = false;      // etcd may hold more for this process than its grant says: reconcile on the tick
+  scarce: bool = false;     // near the cap (§3.3): grants of 1, and every free slot goes back after rebalance_ms
+  probe: bool = false;      // this return chain only looks whether the limit is near its cap (then returns)
   freeSince: u64 = 0;       // since when slots were returnable (0 = not)
   waiting: Array<u32> = new Array<u32>(0);
   range: PodRange = new PodRange();
@@ -246,6 +248,7 @@ function finish(root: Root, ch: Chain, verdict: u8): void {
   ch.phase = IDLE;
   ch.token = 0;
   ch.reg = false;
+  ch.probe = false;
   if (ch.ret) { ch.ret = false; return; }
   if (verdict == V_PENDING) return;
   const todo = ch.waiting;
@@ -328,7 +331,13 @@ function onGrantRange(root: Root, ch: Chain, rep: EtcdReply): void {
     if (g.busyUntilMs > now) { finish(root, ch, V_PENDING); return; }
     ch.dirty = true;
   }
-  const d = grantSize(cap, pr.sum, blockOf(root, ch.kind));
+  // Near the cap, idle blocks held by one process would refuse another: blocks shrink to 1 and free slots go back
+  // (scarce mode). It ends when a snapshot shows room for two blocks per holder.
+  const block = blockOf(root, ch.kind);
+  const room = u64(cap) > pr.sum ? u64(cap) - pr.sum : 0;
+  if (room < u64(block)) ch.scarce = true;
+  else if (room >= 2 * u64(block) * u64(rep.kvs.length + 1)) ch.scarce = false;
+  const d = grantSize(cap, pr.sum, ch.scarce ? 1 : block);
   if (d == 0) { finish(root, ch, V_FULL); return; }
   const f = root.config.fleet;
   const busy = now + (f === null ? 0 : u64(f.callTimeoutMs)) + 2 * u64(root.config.tickMs);
@@ -343,8 +352,18 @@ function onGrantRange(root: Root, ch: Chain, rep: EtcdReply): void {
 function onReturnRange(root: Root, ch: Chain, rep: EtcdReply): void {
   const myKey = etcdPrefix(root, ch) + hex16(ch.lease);
   const pr = ch.range;
-  sumRange(rep.kvs, myKey, capOf(root, ch.kind), pr);
+  const cap = capOf(root, ch.kind);
+  sumRange(rep.kvs, myKey, cap, pr);
   if (pr.mineBad || pr.mineRev == 0) { ch.dirty = false; finish(root, ch, V_GRANTED); return; } // nothing of ours
+  if (ch.probe) { // free slots held while the limit is near its cap: give every one of them back (scarce mode)
+    ch.probe = false;
+    const block = blockOf(root, ch.kind);
+    if (pr.sum + u64(block) <= u64(cap)) { finish(root, ch, V_GRANTED); return; }
+    ch.scarce = true;
+    const r = returnSize(grantedNow(root, ch.kind, ch.bucket), usedOf(root, ch), 0);
+    if (r == 0 || !lowerLocal(root, ch, ch.lease, r)) { finish(root, ch, V_GRANTED); return; }
+    ch.delta = r;
+  }
   const g = readGrant(root, ch.kind, ch.bucket);
   const local = g.lease == ch.lease ? g.granted : 0;
   // No grant in flight: etcd may be set to exactly what the process holds. Otherwise take off only our slots.
@@ -356,6 +375,17 @@ function onReturnRange(root: Root, ch: Chain, rep: EtcdReply): void {
   ch.token = post(root, "/v3/kv/txn", setOwnIfUnchangedRequest(myKey, pr.mineRev, v.toString(), ch.lease.toString()));
   ch.phase = ch.token == 0 ? IDLE : TXN;
   if (ch.token == 0) { ch.dirty = true; finish(root, ch, V_FAILED); }
+}
+
+/** Takes `r` slots off the grant locally, then makes sure no admission raced past the lowered grant (undone if so).
+ *  Only after this may etcd be asked to lower its value (§3.2). */
+function lowerLocal(root: Root, ch: Chain, lease: u64, r: u32): bool {
+  if (!changeGrant(root, ch.kind, ch.bucket, lease, -i64(r), 0)) return false;
+  if (usedOf(root, ch) > u64(grantedNow(root, ch.kind, ch.bucket))) {
+    changeGrant(root, ch.kind, ch.bucket, lease, i64(r), 0);
+    return false;
+  }
+  return true;
 }
 
 /** Connections still open from before the process's current lease (a partition outlived the old one, §5.3) are
@@ -412,20 +442,14 @@ export function limitsTick(root: Root, vm: FleetVm): void {
     if (register(root, ch, lease, now)) continue;
     const local = grantedNow(root, ch.kind, ch.bucket);
     const used = usedOf(root, ch);
-    const r = returnSize(local, used, blockOf(root, ch.kind));
-    if (r == 0 && !ch.dirty) { ch.freeSince = 0; continue; }
+    const r = returnSize(local, used, ch.scarce ? 0 : blockOf(root, ch.kind));
+    if (r == 0 && !ch.dirty && u64(local) <= used) { ch.freeSince = 0; continue; }
     if (ch.freeSince == 0) { ch.freeSince = now; continue; }
     if (now - ch.freeSince < u64(f.rebalanceMs)) continue;
     ch.freeSince = 0;
-    // Take the slots off locally first, then make sure no admission raced past the lowered grant (undo if so).
-    if (r > 0) {
-      if (!changeGrant(root, ch.kind, ch.bucket, lease, -i64(r), 0)) continue;
-      if (usedOf(root, ch) > u64(grantedNow(root, ch.kind, ch.bucket))) {
-        changeGrant(root, ch.kind, ch.bucket, lease, i64(r), 0);
-        continue;
-      }
-    }
+    if (r > 0 && !lowerLocal(root, ch, lease, r)) continue;
     ch.ret = true;
+    ch.probe = r == 0 && !ch.dirty; // a few free slots kept: look once per period whether others need them
     ch.delta = r;
     ch.attempts = 0;
     ch.chainMs = now;

@@ -145,4 +145,30 @@ describe("fleet mode: per-client caps and returns [etcd]", () => {
     for (const u of fb2.open) u.s.complete();
     for (const r of [a, b]) assert.deepEqual(traps(r), []);
   });
+  test("near the cap (scarce mode): a process holding idle slots gives them back when another finds the limit full, so another " +
+    "process is admitted within about rebalance_ms instead of never (B's first grant is cut to 1)", T, async () => {
+    assert.ok(etcd);
+    const prefix = "/t-scarce/";
+    const cfg = fleetConfig(prefix, { max_connections_per_pod: 4 }, { block: 3, rebalance_ms: 300 });
+    const a = startReplica("gw-a", port, cfg);
+    const b = startReplica("gw-b", port, cfg);
+    replicas.push(a, b);
+    const fa = await outcomes([upgrade(a, 0)]);
+    assert.equal(fa.open.length, 1);
+    assert.equal(sum(await etcdSlots(etcd.clientUrl, prefix)), 3, "A holds a block of 3: 2 idle");
+    const t0 = Date.now();
+    let admittedAfter = -1;
+    const bOpen: Upgrade[] = [];
+    for (let i = 0; i < 50 && bOpen.length < 3; i++) {
+      const o = await outcomes([upgrade(b, i % 2)]);
+      if (o.open.length) { bOpen.push(...o.open); if (admittedAfter < 0) admittedAfter = Date.now() - t0; }
+      else { assert.deepEqual(o.refused, ["ws_governor_pod_full"]); await new Promise((res) => setTimeout(res, 100)); }
+    }
+    console.log(`# fleet scarce: B admitted ${admittedAfter} ms after A took the whole cap with 1 connection (rebalance_ms 300)`);
+    assert.equal(bOpen.length, 3, "B gets the 3 slots A did not use");
+    assert.deepEqual((await outcomes([upgrade(b, 0), upgrade(a, 1)])).refused.length, 2, "the cap (4) is full");
+    assert.ok(sum(await etcdSlots(etcd.clientUrl, prefix)) <= 4);
+    for (const u of [...fa.open, ...bOpen]) u.s.complete();
+    for (const r of [a, b]) assert.deepEqual(traps(r), []);
+  });
 });

@@ -104,6 +104,7 @@ describe("fleet grants (shared data) and returns", () => {
     expect(returnSize(13, 4, 4)).toBe(5);  // 9 free: keep one block
     expect(returnSize(3, 1, 1)).toBe(0);   // clients (block 1): 2 free = 2 blocks: kept
     expect(returnSize(4, 1, 1)).toBe(2);   // 3 free: keep 1
+    expect(returnSize(4, 1, 0)).toBe(3);   // scarce mode (block 0): every free slot
   });
 
   it("builds the return txn (own key's mod revision; delete at 0) and the create-if-absent txn", () => {
