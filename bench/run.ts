@@ -49,7 +49,8 @@ console.log(M.label + `; ${M.cores} cores; Node ${M.node}; load average ${M.load
 const ours = filterWasm();
 const empty = emptyWasm();
 const sdk = want("P1") || want("P2") || want("P4") ? sdkWasm(!SMOKE) : { wasm: empty, flags: "not used", compiled: false };
-say(`modules: filter ${ours.length} B, empty ${empty.length} B, sdk-dispatch ${sdk.wasm.length} B (${sdk.flags}${sdk.compiled ? ", compiled now" : ", cached"})`);
+say(`modules: filter ${ours.length} B, empty ${empty.length} B, ` + (sdk.wasm === empty ? "sdk-dispatch not needed" :
+  `sdk-dispatch ${sdk.wasm.length} B (${sdk.flags}${sdk.compiled ? ", compiled now" : ", cached"})`));
 
 // ---------------------------------------------------------------------------------------------------------------
 // P5: release size

@@ -114,7 +114,8 @@ ${this.misses().length ? `## Misses: why, and what to change\n\n${this.misses().
   otherwise: block 16, lease TTL 10 s, tick 1 s) and the local module with the same config without \`fleet\`. Each
   step (3,000/s for the fleet) opens an upgrade or completes an open connection on a random process, keeping every
   process's count in [194, 206): it fluctuates by less than a block below the grant reached in the 8 s warm-up. Then
-  3 rounds of an 8 s fleet phase and an 8 s local phase (order alternating). Round trips: the fleet processes'
+  3 rounds of an 8 s fleet phase and an 8 s local phase (order alternating); last, a load growth (fleet only): every
+  process's band moves up by 64 (4 blocks) over 4 s and holds for 1 s. Round trips: the fleet processes'
   \`proxy_http_call\`s counted by path and key (a bench-only wrapper around the emulator's \`HttpCallClient.send\`);
   keepalives and lease grants (and \`stats/\`, \`want/\`, \`holders/\`, \`config\` keys) are background, reported per
   second; every other call is on the admission path and is divided by the upgrades admitted in the fleet phases.
