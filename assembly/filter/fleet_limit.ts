@@ -325,12 +325,10 @@ function onGrantRange(root: Root, ch: Chain, rep: EtcdReply): void {
   const g = readGrant(root, ch.kind, ch.bucket);
   const local = g.lease == ch.lease ? g.granted : 0;
   const now = nowMs();
-  if (u64(local) < pr.mine) {
-    // etcd holds more for us than we may use: a sibling VM's grant whose answer is on its way (wait for it), or
-    // one whose answer was lost (given back by the tick's reconcile; the sum below counts it, so we stay exact)
-    if (g.busyUntilMs > now) { finish(root, ch, V_PENDING); return; }
-    ch.dirty = true;
-  }
+  // etcd may hold more for us than we may use: a sibling VM's grant whose answer is on its way, or one whose answer
+  // was lost (given back by the tick's reconcile). The sum counts it, so growing on top of it stays exact.
+  const sibling = u64(local) < pr.mine && g.busyUntilMs > now;
+  if (u64(local) < pr.mine && !sibling) ch.dirty = true;
   // Near the cap, idle blocks held by one process would refuse another: blocks shrink to 1 and free slots go back
   // (scarce mode). It ends when a snapshot shows room for two blocks per holder.
   const block = blockOf(root, ch.kind);
@@ -338,7 +336,7 @@ function onGrantRange(root: Root, ch: Chain, rep: EtcdReply): void {
   if (room < u64(block)) ch.scarce = true;
   else if (room >= 2 * u64(block) * u64(rep.kvs.length + 1)) ch.scarce = false;
   const d = grantSize(cap, pr.sum, ch.scarce ? 1 : block);
-  if (d == 0) { finish(root, ch, V_FULL); return; }
+  if (d == 0) { finish(root, ch, sibling ? V_PENDING : V_FULL); return; } // no room: wait for the sibling's grant
   const f = root.config.fleet;
   const busy = now + (f === null ? 0 : u64(f.callTimeoutMs)) + 2 * u64(root.config.tickMs);
   if (!changeGrant(root, ch.kind, ch.bucket, ch.lease, 0, busy)) { finish(root, ch, V_FAILED); return; }
