@@ -133,3 +133,22 @@ test("delivery: k8s/fleet/etcd is a 3-member StatefulSet with compaction, reques
     assert.match(readFileSync(join(ROOT, "k8s/fleet/etcd", f), "utf8"), /NOT FOR PRODUCTION/, f);
   }
 });
+
+test("delivery: envoy/docker-compose.fleet.yaml runs envoy-fleet.yaml unchanged: services named after its hostnames", () => {
+  const compose = parseYaml(readFileSync(join(ROOT, "envoy/docker-compose.fleet.yaml"), "utf8"), { merge: true }) as JsonObject;
+  const services = compose.services as JsonObject;
+  const doc = parseYaml(readFileSync(join(ROOT, "envoy/envoy-fleet.yaml"), "utf8")) as JsonObject;
+  const hosts = (at(doc, "static_resources", "clusters") as JsonObject[])
+    .map((c) => at(c, "load_assignment", "endpoints", 0, "lb_endpoints", 0, "endpoint", "address", "socket_address"));
+  for (const h of hosts) assert.ok(isObject(services[String(h.address)]), `no compose service ${String(h.address)} for the cluster address`);
+  assert.match(JSON.stringify(at(services, "etcd", "command")), /--advertise-client-urls=http:\/\/etcd:2379/);
+  assert.match(JSON.stringify(at(services, "etcd", "command")), /--auto-compaction-retention=/);
+  assert.match(JSON.stringify(at(services, "ws-backend", "command")), /"--port","8081","--host","0.0.0.0"/);
+  const envoys = Object.keys(services).filter((n) => /^envoy/.test(n));
+  assert.ok(envoys.length >= 2, "a fleet: at least two Envoy replicas");
+  for (const n of envoys) {
+    const vols = at(services, n, "volumes") as string[];
+    assert.ok(vols.some((v) => v.endsWith(":/etc/envoy/ws-governor-fleet.wasm:ro") && v.includes("build/ws-governor-fleet.wasm")), `${n}: fleet module mount`);
+    assert.ok(vols.some((v) => v.includes("./envoy-fleet.yaml}:/etc/envoy/envoy.yaml")), `${n}: envoy-fleet.yaml`);
+  }
+});
