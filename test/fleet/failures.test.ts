@@ -151,4 +151,43 @@ describe("fleet mode failure drills [etcd]", () => {
     assert.deepEqual(traps(a), [], "no trap");
     closeReplica(a);
   });
+  test("a partition longer than the lease: past its local deadline (TTL − margin after the last renewal) a process " +
+    "stops admitting on its old grant; after etcd returns it takes a new lease and the cap holds", T, async () => {
+    assert.ok(etcd);
+    const prefix = "/t-partition/";
+    const cfg = fleetConfig(prefix, { max_connections_per_pod: 4, failure_mode: "closed" },
+      { block: 4, lease_ttl_seconds: 2, call_timeout_ms: 300, rebalance_ms: 600000 });
+    const a = startReplica("gw-a", port, cfg);
+    replicas.push(a);
+    const first = await fill(a, 1);
+    assert.equal(first.open.length, 1);
+    assert.equal(sum(await etcdSlots(etcd.clientUrl, prefix)), 4, "A holds a block of 4, 3 of them free");
+    await etcd.halt();
+    const halted = Date.now();
+    let deadlineMs = -1;
+    try {
+      const early = await fill(a, 1); // within the deadline: a granted free slot
+      assert.equal(early.open.length, 1, `a granted slot admits while etcd is briefly away: ${early.refused}`);
+      first.open.push(...early.open);
+      await delay(2_100); // past TTL: etcd (were it up) would have expired the lease and freed the slots for others
+      const late = await fill(a, 1);
+      deadlineMs = Date.now() - halted;
+      assert.deepEqual(late.refused, ["ws_governor_contention"], "the old grant is no longer used (failure_mode closed)");
+    } finally {
+      await etcd.restart();
+    }
+    console.log(`# fleet partition: the old grant refused ${deadlineMs} ms after etcd went away (lease TTL 2 s)`);
+    // back: a new lease; its keys and the old lease's (until etcd expires it) never sum above the cap
+    let open = first.open.length;
+    for (let i = 0; i < 40 && open < 4; i++) {
+      const o = await upgrade(a, i % 2).outcome;
+      if (o.admitted) open++;
+      else await delay(200);
+      assert.ok(sum(await etcdSlots(etcd.clientUrl, prefix)) <= 4, "etcd never holds more than the cap");
+    }
+    assert.ok(open <= 4);
+    assert.ok(a.stat("fleet_unavailable_total") >= 1);
+    assert.deepEqual(traps(a), [], "no trap");
+    closeReplica(a);
+  });
 });
