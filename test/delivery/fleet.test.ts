@@ -46,7 +46,7 @@ test("delivery: envoy/envoy-fleet.yaml loads the fleet module and names one of i
   assert.equal(at(config, "vm_config", "code", "local", "filename"), "/etc/envoy/ws-governor-fleet.wasm");
   assert.equal(at(config, "vm_config", "vm_id"), "ws_governor");
   const plugin = JSON.parse(String(at(config, "configuration", "value"))) as JsonObject;
-  assert.equal(plugin.mode, "inbound", "increment 1: fleet mode is inbound only");
+  assert.equal(plugin.mode, "inbound", "a global per-pod cap needs mode inbound");
   assert.ok(typeof plugin.pod_name === "string" && plugin.pod_name.length > 0, "pod_name set: the same capped name on every replica");
   assert.ok(Number(plugin.max_connections_per_pod) > 0);
   const fleet = plugin.fleet as JsonObject;

@@ -1,6 +1,6 @@
 // The shipped envoy/envoy-fleet.yaml as a fleet: two loopback proxies (two emulated Envoy processes, 2 workers each)
-// run the file unchanged except for a small cap, its ws_backend cluster pointed at one echo pod and its etcd cluster
-// at a real etcd. The cap holds across both: exactly `cap` sockets open, the rest 503, etcd holds exactly the cap
+// run the file unchanged except for a small cap and a longer call timeout, its ws_backend cluster pointed at one echo
+// pod and its etcd cluster at a real etcd. The cap holds across both: exactly `cap` sockets open, the rest 503, etcd holds exactly the cap
 // under the file's own prefix and pod_name.
 //   node --import tsx --test --test-reporter=tap test/fleet/shipped.test.ts
 import assert from "node:assert/strict";
@@ -40,12 +40,16 @@ describe("envoy/envoy-fleet.yaml on two replicas sharing a real etcd [etcd]", ()
     assert.ok(etcd);
     const own = JSON.parse(readBootstrap(parseYaml(readFileSync(FILE, "utf8"))).listener.hcm.wasm!.configuration) as
       { pod_name: string; fleet: { cluster: string; prefix: string }; max_connections_per_pod: number };
-    const configuration = JSON.stringify({ ...own, max_connections_per_pod: CAP });
+    // call_timeout_ms 250 is for a LAN; a loaded test machine's cold etcd may take longer to answer the first lease
+    // grant (504 from the call timeout), and the waiting upgrades would get failure_mode's 503 instead of a slot
+    const configuration = JSON.stringify({ ...own, max_connections_per_pod: CAP, fleet: { ...own.fleet, call_timeout_ms: 2000 } });
+    const warnings: string[] = [];
     for (let i = 0; i < 2; i++) {
       proxies.push(await startProxy({
         configPath: FILE, pluginConfiguration: configuration, concurrency: 2, // module: /etc/envoy/ws-governor-fleet.wasm → build/
         clusterOverrides: { ws_backend: [{ host: "127.0.0.1", port: pods[0].port }], [own.fleet.cluster]: [{ host: "127.0.0.1", port: Number(new URL(etcd.clientUrl).port) }] },
         listenerPortOverride: 0, adminPortOverride: 0,
+        onLog: (e) => { if (/warn|error|critical/.test(e.level)) warnings.push(`proxy ${i}: ${e.line}`); },
       }));
     }
     const outcomes = await Promise.all(Array.from({ length: CAP + 4 }, (_, i) =>
@@ -58,14 +62,14 @@ describe("envoy/envoy-fleet.yaml on two replicas sharing a real etcd [etcd]", ()
       else assert.fail(`client error: ${o.error.message}`);
     }
     const perProxy = proxies.map((p) => p.stat("wasmcustom.ws_governor.accepted_total") ?? 0);
-    // increment 1 (docs/fleet.md §0): blocks of `block` (16) slots, cut to the cap: whoever asks first may hold all
+    // grants come in blocks of `block` (16) slots, cut to the cap: whoever asks first may hold all of them
     console.log(`envoy-fleet.yaml × 2: ${open.length} open (per replica ${perProxy.join(" + ")}), ${refused.length} refused, cap ${CAP}`);
     assert.equal(open.length, CAP);
     assert.deepEqual(refused, refused.map(() => 503));
     assert.equal(refused.length, 4);
     for (const [i, ws] of open.entries()) assert.equal(await echo(ws, `m${i}`), `m${i}`);
     assert.equal(sum(await etcdSlots(etcd.clientUrl, own.fleet.prefix, own.pod_name)), CAP, "etcd granted exactly the cap");
-    for (const p of proxies) assert.equal(p.stat("wasmcustom.ws_governor.fleet_call_failures_total") ?? 0, 0);
+    assert.deepEqual(warnings, [], "no warnings (a failed etcd call logs one)");
     await Promise.all(open.map((ws) => closeWs(ws)));
   });
 });
