@@ -28,12 +28,17 @@ export function rangePrefixRequest(prefix: string): string {
 }
 
 /** POST /v3/kv/txn: put `key` = `value` (bound to `lease`, "0" for none) if no key under `prefix` was created or
- *  modified after `revision` (a compare over the range; deleted keys only free room). */
+ *  modified after `revision` (a compare over the range; deleted keys only free room). Either way the answer carries
+ *  the range as it is after the txn (`ranged`, at `header.revision`). */
 export function putIfUnchangedRequest(prefix: string, revision: u64, key: string, value: string, lease: string): string {
-  return "{\"compare\":[{\"key\":\"" + b64(prefix) + "\",\"range_end\":\"" + prefixEndB64(prefix) +
+  const p = b64(prefix);
+  const end = prefixEndB64(prefix);
+  // both branches also read the range: the answer is the next snapshot (a grant or a retry costs one round trip)
+  const range = "{\"request_range\":{\"key\":\"" + p + "\",\"range_end\":\"" + end + "\"}}";
+  return "{\"compare\":[{\"key\":\"" + p + "\",\"range_end\":\"" + end +
     "\",\"target\":\"MOD\",\"result\":\"LESS\",\"mod_revision\":\"" + (revision + 1).toString() + "\"}]," +
     "\"success\":[{\"request_put\":{\"key\":\"" + b64(key) + "\",\"value\":\"" + b64(value) + "\",\"lease\":\"" +
-    lease + "\"}}],\"failure\":[]}";
+    lease + "\"}}," + range + "],\"failure\":[" + range + "]}";
 }
 
 /** POST /v3/lease/grant. */
@@ -77,6 +82,7 @@ export class EtcdReply {
   kvs: Array<EtcdKv> = new Array<EtcdKv>(0); // range
   leaseId: string = "";     // lease grant / keepalive
   ttl: i64 = 0;             // lease grant / keepalive: 0 or absent when the lease is gone
+  ranged: bool = false;     // txn: one of its ops was a range (kvs = that range, at header.revision)
 }
 
 function fail(r: EtcdReply, why: string): EtcdReply {
@@ -111,7 +117,22 @@ export function parseReply(text: string): EtcdReply {
     r.leaseId = id.s;
   }
   r.ttl = int64Of(root.get("TTL"));
-  const kvs = root.get("kvs");
+  let kvs = root.get("kvs");
+  // a txn answers its ops in `responses`; a request_range among them gives the range at the txn's revision
+  const ops = root.get("responses");
+  if (kvs === null && ops !== null && ops.type == JType.Arr) {
+    let i = ops.first;
+    while (i >= 0) {
+      const op = jsonAt(i);
+      i = op.next;
+      if (op.type != JType.Obj) continue;
+      const rr = op.get("response_range");
+      if (rr === null || rr.type != JType.Obj) continue;
+      r.ranged = true;
+      kvs = rr.get("kvs");
+      break;
+    }
+  }
   if (kvs !== null) {
     if (kvs.type != JType.Arr) { jsonFree(); return fail(r, "kvs is not an array"); }
     let i = kvs.first;

@@ -36,12 +36,20 @@ export class FleetVm {
   node: u64 = 0;           // hash of xds.node.id: lease ids of processes started in the same millisecond differ
 }
 
-// Module-level state is created on first use (see fleet_wait.ts).
-let vmTable: Map<u32, FleetVm> | null = null;
+// Module-level state is created on first use and held by address: a global of a class type would make the local
+// module (which imports this file, its calls folded away) carry the class's GC visitor and everything it reaches.
+let vmTablePtr: usize = 0;
+
+function vmTable(): Map<u32, FleetVm> {
+  if (vmTablePtr == 0) {
+    const t = new Map<u32, FleetVm>();
+    vmTablePtr = __retain(changetype<usize>(t)); // kept for the life of the VM
+  }
+  return changetype<Map<u32, FleetVm>>(vmTablePtr);
+}
 
 export function vmOf(root: Root): FleetVm {
-  let t = vmTable;
-  if (t === null) { t = new Map<u32, FleetVm>(); vmTable = t; }
+  const t = vmTable();
   if (!t.has(root.id)) t.set(root.id, new FleetVm());
   return t.get(root.id);
 }

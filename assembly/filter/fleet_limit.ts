@@ -44,16 +44,18 @@ class Chain {
   dirty: bool = false;      // etcd may hold more for this process than its grant says: reconcile on the tick
   scarce: bool = false;     // near the cap (§3.3): grants of 1, and every free slot goes back after rebalance_ms
   probe: bool = false;      // this return chain only looks whether the limit is near its cap (then returns)
+  snap: EtcdReply | null = null; // the range as the last grant txn left it (the next grant may start from it)
+  snapMs: u64 = 0;
   freeSince: u64 = 0;       // since when slots were returnable (0 = not)
   waiting: Array<u32> = new Array<u32>(0);
   range: PodRange = new PodRange();
   constructor(kind: u8, bucket: u32) { this.kind = kind; this.bucket = bucket; }
 }
 
-let chainTable: Map<u32, Map<u32, Chain>> | null = null;
+let chainTablePtr: usize = 0; // held by address, as fleet_lease.ts's table
 function chainsOf(root: Root): Map<u32, Chain> {
-  let t = chainTable;
-  if (t === null) { t = new Map<u32, Map<u32, Chain>>(); chainTable = t; }
+  if (chainTablePtr == 0) chainTablePtr = __retain(changetype<usize>(new Map<u32, Map<u32, Chain>>()));
+  const t = changetype<Map<u32, Map<u32, Chain>>>(chainTablePtr);
   if (!t.has(root.id)) t.set(root.id, new Map<u32, Chain>());
   return t.get(root.id);
 }
@@ -231,7 +233,38 @@ function startGrant(root: Root, ch: Chain): bool {
   const l = needLease(root, vmOf(root));
   if (l == LEASE_FAILED) { ch.phase = IDLE; return false; }
   if (l != LEASE_OK) { ch.phase = WAIT_LEASE; return true; }
-  return sendRange(root, ch);
+  return fromSnapshot(root, ch) || sendRange(root, ch);
+}
+
+/** A grant straight from the range the previous grant txn returned (one round trip instead of two). Only when that
+ *  snapshot is recent, shows room and nothing unconfirmed of ours; otherwise (false) a fresh range is read, because
+ *  a refusal must come from a snapshot read during the wait (§3.3). A stale snapshot cannot over-grant: the txn
+ *  compares the range's mod revision. */
+function fromSnapshot(root: Root, ch: Chain): bool {
+  const c = ch.snap;
+  ch.snap = null;
+  const f = root.config.fleet;
+  if (c === null || f === null || nowMs() - ch.snapMs > u64(f.rebalanceMs)) return false;
+  ch.lease = liveLease(root);
+  if (ch.lease == 0) return false;
+  const cap = capOf(root, ch.kind);
+  const myKey = etcdPrefix(root, ch) + hex16(ch.lease);
+  const pr = ch.range;
+  sumRange(c.kvs, myKey, cap, pr);
+  if (pr.mineBad || u64(grantedNow(root, ch.kind, ch.bucket)) < pr.mine) return false;
+  const d = grantSize(cap, pr.sum, ch.scarce ? 1 : blockOf(root, ch.kind));
+  return d > 0 && sendGrant(root, ch, c, myKey, d);
+}
+
+function sendGrant(root: Root, ch: Chain, rep: EtcdReply, myKey: string, d: u32): bool {
+  const f = root.config.fleet;
+  const busy = nowMs() + (f === null ? 0 : u64(f.callTimeoutMs)) + 2 * u64(root.config.tickMs);
+  if (!changeGrant(root, ch.kind, ch.bucket, ch.lease, 0, busy)) return false;
+  ch.delta = d;
+  ch.token = post(root, "/v3/kv/txn", putIfUnchangedRequest(etcdPrefix(root, ch), u64(rep.revision), myKey,
+    (u32(ch.range.mine) + d).toString(), ch.lease.toString()));
+  ch.phase = ch.token == 0 ? IDLE : TXN;
+  return ch.token != 0;
 }
 
 function sendRange(root: Root, ch: Chain): bool {
@@ -291,9 +324,11 @@ export function limitAnswer(root: Root, token: u32, status: u32, rep: EtcdReply)
       ch.phase = IDLE;
       finish(root, ch, V_FAILED);
     } else if (!ok) finish(root, ch, V_FAILED);
-    else if (!rep.succeeded && !ch.reg) { // the range (or our key) changed since the snapshot: read again (bounded)
+    else if (!rep.succeeded && !ch.reg) { // the range (or our key) changed since the snapshot: again (bounded)
       ch.attempts++;
-      if (ch.attempts >= root.config.casMaxAttempts || !sendRange(root, ch)) finish(root, ch, V_FAILED);
+      if (ch.attempts >= root.config.casMaxAttempts) finish(root, ch, V_FAILED);
+      else if (!ch.ret && rep.ranged) { ch.phase = RANGE; onGrantRange(root, ch, rep); } // the answer is a fresh range
+      else if (!sendRange(root, ch)) finish(root, ch, V_FAILED);
     } else if (ch.ret) {
       finish(root, ch, V_GRANTED);
     } else if (ch.reg) {
@@ -307,6 +342,7 @@ export function limitAnswer(root: Root, token: u32, status: u32, rep: EtcdReply)
     } else {
       // etcd applied the grant: only now may the process use it
       const done = changeGrant(root, ch.kind, ch.bucket, ch.lease, i64(ch.delta), 0);
+      if (rep.ranged) { ch.snap = rep; ch.snapMs = nowMs(); }
       ch.phase = IDLE;
       finish(root, ch, done ? V_GRANTED : V_FAILED);
     }
@@ -337,14 +373,7 @@ function onGrantRange(root: Root, ch: Chain, rep: EtcdReply): void {
   else if (room >= 2 * u64(block) * u64(rep.kvs.length + 1)) ch.scarce = false;
   const d = grantSize(cap, pr.sum, ch.scarce ? 1 : block);
   if (d == 0) { finish(root, ch, sibling ? V_PENDING : V_FULL); return; } // no room: wait for the sibling's grant
-  const f = root.config.fleet;
-  const busy = now + (f === null ? 0 : u64(f.callTimeoutMs)) + 2 * u64(root.config.tickMs);
-  if (!changeGrant(root, ch.kind, ch.bucket, ch.lease, 0, busy)) { finish(root, ch, V_FAILED); return; }
-  ch.delta = d;
-  ch.token = post(root, "/v3/kv/txn", putIfUnchangedRequest(etcdPrefix(root, ch), u64(rep.revision), myKey,
-    (u32(pr.mine) + d).toString(), ch.lease.toString()));
-  ch.phase = ch.token == 0 ? IDLE : TXN;
-  if (ch.token == 0) finish(root, ch, V_FAILED);
+  if (!sendGrant(root, ch, rep, myKey, d)) finish(root, ch, V_FAILED);
 }
 
 function onReturnRange(root: Root, ch: Chain, rep: EtcdReply): void {
