@@ -75,7 +75,7 @@ test-fleet: build ## fleet mode: emulated Envoy processes with the fleet module 
 	$(NODE_TEST) test/fleet/*.test.ts
 
 test-filter: build ## the release module inside the emulator: behaviours 1–10, races, traps, soak
-	$(NODE_TEST) test/filter/*.test.ts
+	$(NODE_TEST) test/filter/*.test.ts test/soak/*.test.ts
 
 test-e2e: build ## real ws clients through the emulated Envoy (E2E_TARGETS=emulated|docker|binary)
 	$(NODE_TEST) test/e2e/e2e.test.ts test/e2e/gateway.test.ts test/e2e/spoofing.test.ts test/e2e/identity.test.ts test/e2e/clock.test.ts

@@ -16,6 +16,9 @@ const s = (ms: number) => (ms / 1000).toFixed(1) + " s";
 const rate = (count: number, ms: number) => Math.round(count / (ms / 1000)).toLocaleString("en-US") + "/s";
 let violations = 0;
 const t0 = performance.now();
+// CPU seconds of this process next to wall time: on a shared machine the wall-clock rate says little
+let cpu0 = process.cpuUsage();
+const cpu = () => { const d = process.cpuUsage(cpu0); cpu0 = process.cpuUsage(); return `cpu ${((d.user + d.system) / 1e6).toFixed(1)} s`; };
 console.log(`soak: scale ${scale}, seed ${seed}, parts ${parts.join(", ")}`);
 
 if (parts.includes("upgrades")) {
@@ -29,7 +32,7 @@ if (parts.includes("upgrades")) {
       `resets=${r.resets} forced_cas_conflicts=${r.forcedConflicts} cas_retries=${r.casRetries} traps=${r.traps} ` +
       `reclaimed=${r.reclaimed} max_open_per_pod=${r.maxOpenPerPod} max_open_per_client=${r.maxOpenPerClient} ` +
       `decisions_checked=${r.decisions} checkpoints=${r.checkpoints} | over_admissions=${r.overAdmissions} drift=${r.drift} ` +
-      `leftover_after_drain=${r.leftover} | ${s(r.ms)}, ${rate(r.attempts, r.ms)} attempts`);
+      `leftover_after_drain=${r.leftover} | ${s(r.ms)} (${cpu()}), ${rate(r.attempts, r.ms)} attempts`);
     for (const v of r.violations) console.log(`  VIOLATION ${v}`);
   }
 }
@@ -38,7 +41,7 @@ if (parts.includes("configs")) {
   const bad = r.traps + r.badRefusals;
   violations += bad;
   console.log(`configs: inputs=${r.inputs} loaded=${r.loaded} refused_with_one_critical_line=${r.refused} | traps=${r.traps} ` +
-    `bad_refusals=${r.badRefusals} | ${s(r.ms)}, ${rate(r.inputs, r.ms)}; slowest load ${r.slowestMs} ms (${r.slowest}); ` +
+    `bad_refusals=${r.badRefusals} | ${s(r.ms)} (${cpu()}), ${rate(r.inputs, r.ms)}; slowest load ${r.slowestMs} ms (${r.slowest}); ` +
     `refusals naming an empty location (key ""): ${r.emptyWhere}`);
   console.log(`  mutations: ${Object.entries(r.byKind).sort().map(([k, v]) => `${k}=${v}`).join(" ")}`);
   for (const v of r.violations) console.log(`  VIOLATION ${v}`);
@@ -49,7 +52,7 @@ if (parts.includes("chunkings")) {
   violations += bad;
   console.log(`chunkings: chunkings=${r.chunkings} connections=${r.connections} chunks=${r.chunks} frames=${r.frames} ` +
     `messages=${r.messages} payload_bytes=${r.payloadBytes} close_handshakes=${r.closeHandshakes} checkpoints=${r.checkpoints} ` +
-    `| traps=${r.traps} counter_mismatches=${r.mismatches} | ${s(r.ms)}, ${rate(r.chunkings, r.ms)} chunkings`);
+    `| traps=${r.traps} counter_mismatches=${r.mismatches} | ${s(r.ms)} (${cpu()}), ${rate(r.chunkings, r.ms)} chunkings`);
   for (const v of r.violations) console.log(`  VIOLATION ${v}`);
 }
 console.log(`soak: ${violations === 0 ? "PASS" : "FAIL"}, invariant violations=${violations}, total ${s(performance.now() - t0)}`);
