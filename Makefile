@@ -6,7 +6,7 @@ FLEET_WASM := build/ws-governor-fleet.wasm
 
 .DEFAULT_GOAL := help
 .PHONY: help deps build build-debug lint test test-checks test-unit test-emulator test-etcd test-fleet test-filter test-e2e test-delivery check-abi \
-        check-config test-frames test-browser demo demo-serve bench bench-smoke e2e-docker e2e-envoy oci clean
+        check-config test-frames test-browser demo demo-serve bench bench-smoke soak e2e-docker e2e-envoy oci clean
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -75,7 +75,7 @@ test-fleet: build ## fleet mode: emulated Envoy processes with the fleet module 
 	$(NODE_TEST) test/fleet/*.test.ts
 
 test-filter: build ## the release module inside the emulator: behaviours 1–10, races, traps, soak
-	$(NODE_TEST) test/filter/*.test.ts
+	$(NODE_TEST) test/filter/*.test.ts test/soak/*.test.ts
 
 test-e2e: build ## real ws clients through the emulated Envoy (E2E_TARGETS=emulated|docker|binary)
 	$(NODE_TEST) test/e2e/e2e.test.ts test/e2e/gateway.test.ts test/e2e/spoofing.test.ts test/e2e/identity.test.ts test/e2e/clock.test.ts
@@ -103,6 +103,9 @@ bench: build ## benchmarks as ratios in one run (ARGS=--write updates BENCHMARKS
 
 bench-smoke: build ## a tiny bench run so the benchmarks cannot rot (no timing assertions)
 	node --import tsx bench/run.ts --smoke
+
+soak: build ## not in CI: 1M upgrade attempts, 10k fuzzed configs, 1M frame chunkings; prints a summary (SOAK_SCALE=0.1 or ARGS=--part=configs)
+	node --import tsx test/soak/run.ts $(ARGS)
 
 e2e-docker: build ## the e2e scenarios against real Envoy in Docker (needs a Docker engine)
 	E2E_TARGETS=docker $(NODE_TEST) test/e2e/e2e.test.ts
