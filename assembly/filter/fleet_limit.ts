@@ -325,8 +325,10 @@ export function limitAnswer(root: Root, token: u32, status: u32, rep: EtcdReply)
       finish(root, ch, V_FAILED);
     } else if (!ok) finish(root, ch, V_FAILED);
     else if (!rep.succeeded && !ch.reg) { // the range (or our key) changed since the snapshot: again (bounded)
+      // Every failed compare means another holder's grant or return got through (progress), and the answer is the
+      // next snapshot: a racing fleet may need several rounds, bounded by 4 × cas_max_attempts (and the watchdog).
       ch.attempts++;
-      if (ch.attempts >= root.config.casMaxAttempts) finish(root, ch, V_FAILED);
+      if (ch.attempts >= 4 * root.config.casMaxAttempts) finish(root, ch, V_FAILED);
       else if (!ch.ret && rep.ranged) { ch.phase = RANGE; onGrantRange(root, ch, rep); } // the answer is a fresh range
       else if (!sendRange(root, ch)) finish(root, ch, V_FAILED);
     } else if (ch.ret) {
