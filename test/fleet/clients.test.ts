@@ -204,7 +204,7 @@ describe("fleet mode, real ws clients through three loopback proxies [etcd]", ()
     assert.equal(pod.seen.over, 0, "over-admissions of the global cap");
     assert.ok(keyGoneAt > 0, "the victim's key never left etcd");
     assert.ok(back >= 0, "the victim's slots were never used by the others");
-    assert.ok(presentAt < reclaimedAt, `slots reused ${back} ms after the kill while etcd still held the victim's key ` +
+    assert.ok(presentAt <= reclaimedAt, `slots reused ${back} ms after the kill while etcd still held the victim's key ` +
       `(read at ${presentAt - killedAt} ms)`);
     // docs/fleet.md §0: a dead process's slots come back only when etcd expires its lease: at most TTL after its last
     // keepalive (sent every TTL/3), found by etcd's expiry check (every 500 ms); then the next wait of a survivor
@@ -281,7 +281,8 @@ describe("fleet mode, real ws clients through three loopback proxies [etcd]", ()
     assert.ok(d(2, "fleet_open_admits_total") > 0, "the open proxy admitted beyond its granted slots");
     assert.equal(fill.open.length, CAP, "exactly the cap admitted across the fleet after etcd returned");
     assert.equal(atCap, CAP, "the pod sees exactly the cap");
-    assert.deepEqual(Object.keys(fill.details), ["503 ws_governor_pod_full"], "the fill was refused only for the cap");
+    assert.deepEqual(Object.keys(fill.details).filter((k) => k !== "503 ws_governor_contention"), ["503 ws_governor_pod_full"],
+      "the fill was refused for the cap (contention, retried, only while etcd calls recover)");
     assert.equal(rest.open.length, 0, "nothing beyond the cap");
     assert.deepEqual(rest.details, { "503 ws_governor_pod_full": 6 }, "the rest refused pod_full");
     assert.ok(slots <= CAP && slots >= CAP, `etcd granted ${slots}`);
