@@ -2,7 +2,8 @@
 // that the worker needs no TypeScript loader. Real `ws` clients in concurrent loops: connect through a random target
 // URL; open → hold → send "bye" (the pod ends the socket) → wait for the close; refused → count the status, again.
 // Messages in: {cmd: "start", targets, clients, seed, holdMin, holdMax, backoffMs} | {cmd: "targets", targets} |
-// {cmd: "stop"}. Out, after "stop": {counts} (see LoadCounts in clients_support.ts).
+// {cmd: "stop"}. Out, after "stop": {counts} (see LoadCounts in clients_support.ts). One worker serves one load at a
+// time, for the whole suite.
 import { parentPort } from "node:worker_threads";
 import WebSocket from "ws";
 
@@ -21,7 +22,8 @@ function rng(seed) { // mulberry32, as test/filter/support.ts rng()
 function connect(url, timeoutMs) {
   return new Promise((resolve) => {
     let settled = false;
-    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs });
+    // x-test-proxy: the pod learns which proxy admitted the socket (clients_support.ts CountingPod.openThrough)
+    const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: timeoutMs, headers: { "x-test-proxy": url } });
     const done = (o) => {
       if (settled) return;
       settled = true;

@@ -24,6 +24,8 @@ export interface CountingPod {
   readonly port: number;
   /** WebSockets open at the pod now */
   open(): number;
+  /** … of them, those that came through these proxies (the clients' x-test-proxy header: the proxy's ws URL) */
+  openThrough(ps: RunningProxy[]): number;
   /** the largest open() seen, and how many opens found more than `cap` open (over-admissions) */
   readonly seen: { max: number; over: number; accepted: number; firstOverAt?: number };
   /** a new limit for `over` (and reset max/over): per round or drill */
@@ -36,6 +38,7 @@ export interface CountingPod {
 export async function startCountingPod(cap: number): Promise<CountingPod> {
   let open = 0;
   let limit = cap;
+  const byProxy = new Map<string, number>();
   const seen = { max: 0, over: 0, accepted: 0 } as CountingPod["seen"];
   const sockets = new Set<net.Socket>();
   const server = http.createServer((_req, res) => res.end("pod\n"));
@@ -47,6 +50,7 @@ export async function startCountingPod(cap: number): Promise<CountingPod> {
   const pod: CountingPod = {
     port: 0,
     open: () => open,
+    openThrough: (ps) => ps.reduce((a, p) => a + (byProxy.get(p.wsUrl("/ws")) ?? 0), 0),
     seen,
     reset: (c) => {
       limit = c;
@@ -61,9 +65,11 @@ export async function startCountingPod(cap: number): Promise<CountingPod> {
     },
   };
   server.on("upgrade", (req, socket, head) => {
+    const via = String(req.headers["x-test-proxy"] ?? "");
     wss.handleUpgrade(req, socket, head, (ws) => {
       let counted = true;
       open++;
+      byProxy.set(via, (byProxy.get(via) ?? 0) + 1);
       seen.accepted++;
       if (open > seen.max) seen.max = open;
       if (open > limit) {
@@ -72,7 +78,7 @@ export async function startCountingPod(cap: number): Promise<CountingPod> {
       }
       pod.onOpen?.(open);
       const uncount = () => {
-        if (counted) { counted = false; open--; }
+        if (counted) { counted = false; open--; byProxy.set(via, (byProxy.get(via) ?? 0) - 1); }
       };
       ws.on("message", (data) => {
         if (data.toString() === "bye") { uncount(); ws.terminate(); } // off the count first, then gone
@@ -195,24 +201,36 @@ export interface Load {
 
 const wsTargets = (ps: RunningProxy[]) => ps.map((p) => p.wsUrl("/ws"));
 
-/** `clients` concurrent `ws` clients in a worker thread (clients-load.mjs): the proxies, the pod and the etcd calls
- *  keep this thread. */
+let worker: { w: Worker; failed: Promise<never> } | undefined;
+
+/** `clients` concurrent `ws` clients in a worker thread (clients-load.mjs, one for the suite: stopWorker() ends it),
+ *  so that the proxies, the pod and the etcd calls keep this thread. One load at a time. */
 export function startLoad(o: LoadOptions): Load {
-  const w = new Worker(new URL("./clients-load.mjs", import.meta.url));
-  w.unref();
-  const failed = new Promise<never>((_, rej) => w.once("error", rej));
-  failed.catch(() => {});
+  if (!worker) {
+    const w = new Worker(new URL("./clients-load.mjs", import.meta.url), { execArgv: [] }); // plain JS: no loader hooks
+    const failed = new Promise<never>((_, rej) => {
+      w.on("error", rej);
+      w.on("exit", (code) => rej(new Error(`the load worker exited (${code})`)));
+    });
+    failed.catch(() => {});
+    worker = { w, failed };
+  }
+  const { w, failed } = worker;
   w.postMessage({ cmd: "start", ...o, targets: wsTargets(o.targets) });
   return {
     setTargets: (ps) => w.postMessage({ cmd: "targets", targets: wsTargets(ps) }),
     stop: async () => {
       const answer = new Promise<{ counts: LoadCounts }>((res) => w.once("message", res));
       w.postMessage({ cmd: "stop" });
-      const m = await Promise.race([answer, failed]);
-      await w.terminate();
-      return m.counts;
+      return (await Promise.race([answer, failed])).counts;
     },
   };
+}
+
+export async function stopWorker(): Promise<void> {
+  const w = worker?.w;
+  worker = undefined;
+  await w?.terminate();
 }
 
 /** The refusal reason a proxy counted since `before` (its rejected_total.reason.* stats, read in process). */
