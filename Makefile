@@ -110,8 +110,9 @@ e2e-docker: build ## the e2e scenarios against real Envoy in Docker (needs a Doc
 e2e-envoy: build ## the e2e scenarios against a local Envoy binary: ENVOY_BIN=/path/to/envoy make e2e-envoy
 	E2E_TARGETS=binary $(NODE_TEST) test/e2e/e2e.test.ts
 
-oci: build ## OCI image layout + tarball of the module (Wasm OCI artifact for Istio), no Docker needed
+oci: build ## OCI image layouts + tarballs of both modules (Wasm OCI artifacts for Istio), no Docker needed
 	node --import tsx scripts/oci.ts --wasm $(WASM) --out build/oci
+	node --import tsx scripts/oci.ts --wasm $(FLEET_WASM) --out build/oci-fleet --tar build/ws-governor-fleet-oci.tar --title ws-governor-fleet.wasm
 
 clean: ## remove build outputs
 	rm -rf build

@@ -2,10 +2,10 @@
 // O(1) per callback: typed maps of concrete contexts, no casts of managed results, no per-stream strings or logs.
 import "./host/abort";
 import { Root, roots } from "./filter/root";
-import { Stream, streams, CONTINUE, STOP, PLAIN, FLEET_POD } from "./filter/stream";
+import { Stream, streams, CONTINUE, STOP, PLAIN, FLEET_ADMIT } from "./filter/stream";
 import { onRequestBody, onResponseBody, startInspection, expireClosing } from "./filter/frames";
 import { serveEndpoint } from "./filter/endpoints";
-import { fleetTick, fleetAcquire } from "./filter/fleet"; // fleet module only: every use is under `if (FLEET)`
+import { fleetTick, fleetRequest } from "./filter/fleet"; // fleet module only: every use is under `if (FLEET)`
 
 export { malloc, free } from "@solo-io/proxy-runtime/malloc";
 
@@ -45,7 +45,7 @@ export function proxy_on_request_headers(id: u32, headers: u32, eos: u32): u32 {
   const s = streams.get(id);
   const r = s.onRequestHeaders();
   if (r == PLAIN) return serveEndpoint(s);
-  if (FLEET) { if (r == FLEET_POD) return fleetAcquire(s) ? CONTINUE : STOP; }
+  if (FLEET) { if (r == FLEET_ADMIT) return fleetRequest(s) ? CONTINUE : STOP; }
   return r;
 }
 

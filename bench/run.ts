@@ -2,20 +2,28 @@
 //   node --import tsx bench/run.ts            full run, prints the table
 //   node --import tsx bench/run.ts --write    also writes BENCHMARKS.md
 //   node --import tsx bench/run.ts --smoke    tiny counts (CI): checks the bench runs and prints; asserts no timing
+//   node --import tsx bench/run.ts --only P6  only the named parts (comma-separated: P1,P2,P3,P4,P5,P6,Race; no --write)
 // Node/V8 emulator (test/emulator/host), not Envoy: absolute times include the JavaScript host; read the ratios.
 import { writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { Arm, filterConfig } from "./lib/host.ts";
-import { emptyWasm, filterWasm, naiveWasm, sdkWasm, ROOT, FILTER_WASM } from "./lib/modules.ts";
+import { emptyWasm, filterWasm, fleetWasm, naiveWasm, sdkWasm, ROOT, FILTER_WASM } from "./lib/modules.ts";
 import { alternate, fmtInt, fmtNs, gc, machine, nsPer } from "./lib/measure.ts";
 import { CallbackCounter, CopyCounter, chunk } from "./lib/frames.ts";
 import { Report } from "./lib/report.ts";
+import { runP6, P6_FULL, P6_SMOKE } from "./p6.ts";
 import type { FilterStream } from "../test/emulator/host/api.ts";
 
-const args = new Set(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const args = new Set(argv);
 const SMOKE = args.has("--smoke");
-const WRITE = args.has("--write") && !SMOKE;
+const onlyArg = argv.find((a) => a.startsWith("--only="))?.slice(7) ?? (args.has("--only") ? argv[argv.indexOf("--only") + 1] ?? "" : null);
+const ONLY = onlyArg === null ? null : new Set(onlyArg.split(",").map((x) => x.trim().toUpperCase()).filter(Boolean));
+/** the part `id` runs (all of them without --only) */
+const want = (id: string) => ONLY === null || ONLY.has(id.toUpperCase());
+const WRITE = args.has("--write") && !SMOKE && ONLY === null;
+if (args.has("--write") && !WRITE) console.log("--write ignored: BENCHMARKS.md is written only by a full run (no --smoke, no --only)");
 const T0 = performance.now();
 const elapsed = () => ((performance.now() - T0) / 1000).toFixed(1) + " s";
 const say = (s: string) => console.log(`[${elapsed()}] ${s}`);
@@ -40,12 +48,13 @@ console.log(M.label + `; ${M.cores} cores; Node ${M.node}; load average ${M.load
 
 const ours = filterWasm();
 const empty = emptyWasm();
-const sdk = sdkWasm(!SMOKE);
-say(`modules: filter ${ours.length} B, empty ${empty.length} B, sdk-dispatch ${sdk.wasm.length} B (${sdk.flags}${sdk.compiled ? ", compiled now" : ", cached"})`);
+const sdk = want("P1") || want("P2") || want("P4") ? sdkWasm(!SMOKE) : { wasm: empty, flags: "not used", compiled: false };
+say(`modules: filter ${ours.length} B, empty ${empty.length} B, ` + (sdk.wasm === empty ? "sdk-dispatch not needed" :
+  `sdk-dispatch ${sdk.wasm.length} B (${sdk.flags}${sdk.compiled ? ", compiled now" : ", cached"})`));
 
 // ---------------------------------------------------------------------------------------------------------------
 // P5: release size
-{
+if (want("P5")) {
   const gz = gzipSync(ours, { level: 9 }).length;
   report.le("P5", "release .wasm size", ours.length, 40_960, (v) => `${fmtInt(v)} B (${(v / 1024).toFixed(1)} KiB; gzip -9 ${fmtInt(gz)} B)`,
     "≤ 40 KB (40,960 B)", (d) => `${fmtInt(d)} B`);
@@ -53,7 +62,7 @@ say(`modules: filter ${ours.length} B, empty ${empty.length} B, sdk-dispatch ${s
 
 // ---------------------------------------------------------------------------------------------------------------
 // P2: host calls per admitted upgrade and per release, by kind (exact counts)
-{
+if (want("P2")) {
   const reps = P.p2Reps;
   const countArm = (name: string, wasm: Uint8Array, cfg: string) => {
     const a = new Arm(name, wasm, cfg, 1);
@@ -101,7 +110,7 @@ say(`modules: filter ${ours.length} B, empty ${empty.length} B, sdk-dispatch ${s
 
 // ---------------------------------------------------------------------------------------------------------------
 // P1: lifecycle cost vs the empty module at 0 / 1k / 10k / 100k live; SDK dispatcher at 0 / 1k / 10k
-{
+if (want("P1")) {
   const arms = {
     filter: new Arm("filter", ours, filterConfig(), 1),
     empty: new Arm("empty", empty, "", 1),
@@ -156,7 +165,7 @@ say(`modules: filter ${ours.length} B, empty ${empty.length} B, sdk-dispatch ${s
 // ---------------------------------------------------------------------------------------------------------------
 // P4: memory flat over 1M lifecycles; heap bytes per live connection. The virtual clock runs at 1,000 upgrades/s per
 // worker, so the filter's ticks (heartbeat, lease sweep) happen as in Envoy at that rate.
-{
+if (want("P4")) {
   const a = new Arm("filter", ours, filterConfig(), 1);
   for (let i = 0; i < P.soakWarm; i++) a.lifecycle(0); // several tick periods: the high-water mark is reached
   const before = a.h.memoryBytes(0);
@@ -218,7 +227,7 @@ say(`modules: filter ${ours.length} B, empty ${empty.length} B, sdk-dispatch ${s
 
 // ---------------------------------------------------------------------------------------------------------------
 // P3: frame inspection (after the 101): throughput, frames/s, bytes copied into the VM per byte proxied
-{
+if (want("P3")) {
   const counter = new CopyCounter();
   const sizes = [
     { name: "64 KiB frames", payload: 65536, perChunk: 1 },
@@ -318,7 +327,7 @@ say(`modules: filter ${ours.length} B, empty ${empty.length} B, sdk-dispatch ${s
 // ---------------------------------------------------------------------------------------------------------------
 // Race: CAS filter vs naive read-modify-write counter, 4 worker VMs, forced interleaving through sharedData.beforeSet:
 // for each pair, VM A gets, then VM B gets and sets (a whole admission), then VM A sets.
-{
+if (want("Race")) {
   const cap = P.cap;
   const race = (name: string, wasm: Uint8Array, cfg: string, keyPrefix: string, resetKey: ((a: Arm) => void) | null) => {
     const a = new Arm(name, wasm, cfg, 4);
@@ -374,6 +383,14 @@ say(`modules: filter ${ours.length} B, empty ${empty.length} B, sdk-dispatch ${s
     (v) => `${fmtInt(v)} (naive no-CAS counter: ${fmtInt(n.over)} over ${fmtInt(n.upgrades)} upgrades, ${(100 * n.over / Math.max(1, n.admitted)).toFixed(1)} % of its admissions)`,
     "0", (d) => `${fmtInt(d)}`);
   say("race done");
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// P6 (fleet mode): etcd round trips per admitted upgrade at steady state, background calls, added admission latency
+// against the local module; real etcd on loopback, real time (bench/p6.ts)
+if (want("P6")) {
+  await runP6(report, SMOKE ? P6_SMOKE : P6_FULL, fleetWasm(), ours, say);
+  say("P6 done");
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 //
 //   node --import tsx scripts/oci.ts [--wasm build/ws-governor.wasm] [--out build/oci]
 //                                    [--tar build/ws-governor-oci.tar] [--tag <package version>]
+//                                    [--title <layer file name, default ws-governor.wasm>]
 //
 // Format: the "OCI artifact" variant of the Wasm image spec (solo-io's wasm-image-spec, which Istio's image
 // fetcher recognises by its config media type):
@@ -190,8 +191,8 @@ function parseArgs(argv: string[]): Record<string, string> {
   const out: Record<string, string> = {};
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
-    const m = /^--(wasm|out|tar|tag)(?:=(.*))?$/.exec(a);
-    if (!m) throw new Error(`unknown argument ${a}\nusage: scripts/oci.ts [--wasm FILE] [--out DIR] [--tar FILE] [--tag TAG]`);
+    const m = /^--(wasm|out|tar|tag|title)(?:=(.*))?$/.exec(a);
+    if (!m) throw new Error(`unknown argument ${a}\nusage: scripts/oci.ts [--wasm FILE] [--out DIR] [--tar FILE] [--tag TAG] [--title NAME]`);
     const v = m[2] ?? argv[++i];
     if (v === undefined) throw new Error(`${a} needs a value`);
     out[m[1]!] = v;
@@ -207,7 +208,7 @@ function main(): void {
   const outDir = resolve(args.out ?? join(root, "build/oci"));
   const tarPath = resolve(args.tar ?? join(root, "build/ws-governor-oci.tar"));
   const created = createdFromEnv();
-  const layout = buildOciLayout({ wasm: new Uint8Array(readFileSync(wasmPath)), tag: args.tag ?? version, version, created: created.iso });
+  const layout = buildOciLayout({ wasm: new Uint8Array(readFileSync(wasmPath)), tag: args.tag ?? version, version, created: created.iso, title: args.title });
   writeLayout(outDir, layout.files);
   mkdirSync(dirname(tarPath), { recursive: true });
   writeFileSync(tarPath, tarLayout(layout.files, created.epoch));

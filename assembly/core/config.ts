@@ -42,6 +42,8 @@ export class FleetConfig {
   callTimeoutMs: u32 = 250;
   block: u32 = 16;
   localCapPerPod: u32 = 0;
+  localCapPerClient: u32 = 0;
+  rebalanceMs: u32 = 1000;
 }
 
 export class Config {
@@ -385,7 +387,8 @@ function read(root: JValue, cfg: Config): void {
 
 function readFleet(root: JValue, cfg: Config): void {
   // The field list lives here, not at module level: the local module must not carry it.
-  const keys: string[] = ["cluster", "prefix", "lease_ttl_seconds", "call_timeout_ms", "block", "local_cap_per_pod"];
+  const keys: string[] = ["cluster", "prefix", "lease_ttl_seconds", "call_timeout_ms", "block", "local_cap_per_pod",
+    "local_cap_per_client", "rebalance_ms"];
   const v = enter(root, "fleet", keys);
   if (v === null) return;
   const f = new FleetConfig();
@@ -399,8 +402,11 @@ function readFleet(root: JValue, cfg: Config): void {
   f.callTimeoutMs = u32(int(v, "call_timeout_ms", 10, 10000, 250));
   f.block = u32(int(v, "block", 1, 1000, 16));
   f.localCapPerPod = u32(int(v, "local_cap_per_pod", 0, 1000000, 0));
+  f.localCapPerClient = u32(int(v, "local_cap_per_client", 0, 1000000, 0));
+  f.rebalanceMs = u32(int(v, "rebalance_ms", 100, 600000, 1000));
   pre = "";
-  if (cfg.mode != Mode.Inbound) fail("fleet", "only mode \"inbound\" for now (a per-pod cap across Envoy processes)");
-  else if (cfg.maxPerPod == 0) fail("fleet", "needs max_connections_per_pod > 0 (the global cap)");
+  if (cfg.maxPerClient == 0 && (cfg.mode != Mode.Inbound || cfg.maxPerPod == 0)) {
+    fail("fleet", "needs a global limit: max_connections_per_pod > 0 (mode \"inbound\") or max_connections_per_client > 0");
+  }
   cfg.fleet = f;
 }

@@ -136,3 +136,22 @@ export function parseReply(text: string): EtcdReply {
   r.ok = true;
   return r;
 }
+
+/** POST /v3/kv/txn: a holder lowers its own key: `value` (deleted when "0") if the key was not modified since
+ *  `modRevision` (a compare on that one key: returns only lower the range's sum, so no range compare is needed). */
+export function setOwnIfUnchangedRequest(key: string, modRevision: i64, value: string, lease: string): string {
+  const k = b64(key);
+  const op = value == "0"
+    ? "{\"request_delete_range\":{\"key\":\"" + k + "\"}}"
+    : "{\"request_put\":{\"key\":\"" + k + "\",\"value\":\"" + b64(value) + "\",\"lease\":\"" + lease + "\"}}";
+  return "{\"compare\":[{\"key\":\"" + k + "\",\"target\":\"MOD\",\"result\":\"EQUAL\",\"mod_revision\":\"" +
+    modRevision.toString() + "\"}],\"success\":[" + op + "],\"failure\":[]}";
+}
+
+/** POST /v3/kv/txn: put `key` = `value` (bound to `lease`) only if the key does not exist (VERSION 0). */
+export function createIfAbsentRequest(key: string, value: string, lease: string): string {
+  const k = b64(key);
+  return "{\"compare\":[{\"key\":\"" + k + "\",\"target\":\"VERSION\",\"result\":\"EQUAL\",\"version\":\"0\"}]," +
+    "\"success\":[{\"request_put\":{\"key\":\"" + k + "\",\"value\":\"" + b64(value) + "\",\"lease\":\"" + lease +
+    "\"}}],\"failure\":[]}";
+}

@@ -74,6 +74,7 @@ export class PodRange {
   mine: u64 = 0;
   bad: u32 = 0;        // values that were not slot counts: each counted as the whole cap (never over-admit)
   mineBad: bool = false; // this holder's own value was one of them (then `mine` is 0 and must not be used)
+  mineRev: i64 = 0;    // mod_revision of this holder's key (0 = absent)
 }
 
 export function sumRange(kvs: Array<EtcdKv>, myKey: string, cap: u32, out: PodRange): void {
@@ -81,10 +82,12 @@ export function sumRange(kvs: Array<EtcdKv>, myKey: string, cap: u32, out: PodRa
   out.mine = 0;
   out.bad = 0;
   out.mineBad = false;
+  out.mineRev = 0;
   for (let i = 0; i < kvs.length; i++) {
     const kv = kvs[i];
     let n = slotsOf(kv.value);
     const mine = kv.key == myKey;
+    if (mine) out.mineRev = kv.modRevision;
     if (n < 0) {
       out.bad++;
       n = i64(cap);
@@ -99,4 +102,48 @@ export function grantSize(cap: u32, sum: u64, block: u32): u32 {
   if (sum >= u64(cap)) return 0;
   const room = u64(cap) - sum;
   return room < u64(block) ? u32(room) : block;
+}
+
+/** The slots a process holds for one limit (a pod, a client bucket): one shared-data value per limit, valid only
+ *  while `lease` is the process's live etcd lease (a lost lease voids every grant at once). `busyUntilMs`: a grant of
+ *  some VM may be in flight until then; etcd may then hold more than `granted` for a moment, and no VM may set etcd's
+ *  value down to `granted` (reconcile) before it passes. */
+export class Grant {
+  lease: u64 = 0;
+  granted: u32 = 0;
+  busyUntilMs: u64 = 0;
+}
+
+const GRANT_BYTES: i32 = 24;
+const KIND_GRANT: u8 = 5;
+
+/** Zero bytes (provisioned, empty) read as nothing granted; anything malformed returns null. */
+export function decodeGrant(p: usize, len: i32): Grant | null {
+  const g = new Grant();
+  if (len == 0) return g;
+  if (len != GRANT_BYTES || load<u8>(p) != MAGIC || load<u8>(p, 1) != 1 || load<u8>(p, 2) != KIND_GRANT) return null;
+  g.granted = load<u32>(p, 4);
+  g.lease = load<u64>(p, 8);
+  g.busyUntilMs = load<u64>(p, 16);
+  return g;
+}
+
+export function encodeGrant(g: Grant): ArrayBuffer {
+  const b = new ArrayBuffer(GRANT_BYTES);
+  const p = changetype<usize>(b);
+  store<u8>(p, MAGIC); store<u8>(p, 1, 1); store<u8>(p, KIND_GRANT, 2);
+  store<u32>(p, g.granted, 4);
+  store<u64>(p, g.lease, 8);
+  store<u64>(p, g.busyUntilMs, 16);
+  return b;
+}
+
+/** Slots a holder gives back (docs/fleet.md §2): all of them when none is used, the surplus above one block when
+ *  more than two blocks are free; otherwise none. Block 0 (scarce mode, §3.3): every free slot. The caller returns
+ *  only after this held for a whole period. */
+export function returnSize(granted: u32, used: u64, block: u32): u32 {
+  if (u64(granted) <= used) return 0;
+  if (used == 0) return granted;
+  const free = u64(granted) - used;
+  return free > 2 * u64(block) ? u32(free - u64(block)) : 0;
 }

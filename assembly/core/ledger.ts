@@ -28,7 +28,11 @@ export function rateKey(prefix: string, bucket: u32): string { return prefix + "
 export function leaseKey(prefix: string): string { return prefix + ":vms"; }
 export function seqKey(prefix: string): string { return prefix + ":seq"; }
 export function drainKey(prefix: string): string { return prefix + ":drain"; }
-export function fleetKey(prefix: string): string { return prefix + ":fleet"; }  // fleet module: the process's etcd lease
+export function fleetKey(prefix: string): string { return prefix + ":fleet"; }
+/** fleet module: the slots etcd granted this process for its pod (inbound) or for a client bucket */
+export function fleetGrantKey(prefix: string, pod: bool, bucket: u32): string {
+  return prefix + (pod ? ":fgp" : ":fgc" + bucket.toString());
+}  // fleet module: the process's etcd lease
 export function bucketOf(key: string, buckets: u32): u32 { return fnv1a(key) % buckets; }
 
 const TAKEN: i32 = -2;

@@ -20,8 +20,9 @@ export const enum S {
   IdleDown, IdleUp,
   COUNT,
   // fleet module only (STAT_COUNT): etcd calls made, calls that failed (timeout, reset, HTTP status, unreadable
-  // answer), upgrades that waited for etcd, refusals and fail-open admissions while etcd could not help, leases lost
-  FleetCalls = COUNT, FleetFailures, FleetWaits, FleetUnavailable, FleetOpenAdmits, FleetLeaseLost,
+  // answer), upgrades that waited for etcd, refusals and fail-open admissions while etcd could not help, leases lost, slots
+  // given back to etcd, connections registered under a new lease
+  FleetCalls = COUNT, FleetFailures, FleetWaits, FleetUnavailable, FleetOpenAdmits, FleetLeaseLost, FleetReturned, FleetRegistered,
   FLEET_COUNT,
 }
 
@@ -31,7 +32,8 @@ export const STAT_COUNT: i32 = FLEET ? S.FLEET_COUNT : S.COUNT;
 function fleetName(s: i32): string {
   const names: string[] = [
     "fleet_calls_total", "fleet_call_failures_total", "fleet_waits_total", "fleet_unavailable_total",
-    "fleet_open_admits_total", "fleet_lease_lost_total",
+    "fleet_open_admits_total", "fleet_lease_lost_total", "fleet_returned_slots_total",
+    "fleet_registered_slots_total",
   ];
   return names[s - S.COUNT];
 }

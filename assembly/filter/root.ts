@@ -3,7 +3,7 @@
 import { Config, Mode, KeySource, parseConfig } from "../core/config";
 import { S } from "../core/stats";
 import { ST_OK, ST_NOT_FOUND } from "../core/store";
-import { Beat, Watch, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey, drainKey, fleetKey } from "../core/ledger";
+import { Beat, Watch, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey, drainKey, fleetKey, fleetGrantKey } from "../core/ledger";
 import { HostStore } from "../host/shared_store";
 import { Metrics } from "../host/metrics";
 import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, OK, logLevel } from "../host/abi";
@@ -123,7 +123,17 @@ export class Root {
     if (cfg.rateLimit !== null) {
       for (let i: u32 = 0; i < this.rateBuckets; i++) if (!this.ensure(rateKey(p, i))) return false;
     }
-    if (FLEET) { if (cfg.fleet !== null && !this.ensure(fleetKey(p))) return false; }
+    if (FLEET) { if (cfg.fleet !== null && !this.provisionFleet()) return false; }
+    return true;
+  }
+
+  private provisionFleet(): bool {
+    const cfg = this.config;
+    const p = cfg.keyPrefix;
+    if (!this.ensure(fleetKey(p)) || !this.ensure(fleetGrantKey(p, true, 0))) return false;
+    if (cfg.maxPerClient > 0) {
+      for (let i: u32 = 0; i < cfg.clientBuckets; i++) if (!this.ensure(fleetGrantKey(p, false, i))) return false;
+    }
     return true;
   }
 

@@ -24,8 +24,8 @@ export const CONTINUE: u32 = 0;
 export const STOP: u32 = 1;
 /** onRequestHeaders: no upgrade header, so not a WebSocket (the dispatcher then offers the request to the endpoints). */
 export const PLAIN: u32 = 0xffff;
-/** onRequestHeaders, fleet module: every local check passed; the pod slot comes from fleet.ts (the dispatcher routes). */
-export const FLEET_POD: u32 = 0xfffe;
+/** onRequestHeaders, fleet module: the local checks passed; the global ones run in fleet_admit.ts (the dispatcher routes). */
+export const FLEET_ADMIT: u32 = 0xfffe;
 
 const rate = new RateDecision();
 
@@ -47,6 +47,10 @@ export class Stream {
   localGauge: bool = false;  // counted in active_connections without a pod share (failure_mode open)
   insp: Inspection | null = null; // frame inspection state, after the 101 when enabled
   fleetSince: u64 = 0;       // fleet module: waiting for etcd since (ms), 0 = not waiting
+  fleetStage: u8 = 0;        // fleet module: the admission stage reached (fleet_admit.ts)
+  fleetVerdict: u8 = 0;      // fleet module: what the chain this stream waited on said (fleet_wait.ts)
+  fleetBucket: u32 = 0;      // fleet module: the client bucket
+  fleetKey: string = "";     // fleet module: the client key (for the rejection line)
 
   constructor(id: u32, root: Root) { this.id = id; this.root = root; }
 
@@ -63,8 +67,8 @@ export class Stream {
     m.inc(S.Upgrades);
     if (root.isDraining() && this.reject(Reason.Draining, "", "")) return STOP;
     if (cfg.rateLimit !== null && !this.checkRate()) return STOP;
+    if (FLEET) { if (cfg.fleet !== null) return FLEET_ADMIT; }
     if (cfg.maxPerClient > 0 && !this.acquireClient()) return STOP;
-    if (FLEET) { if (cfg.fleet !== null) return FLEET_POD; }
     if (cfg.mode == Mode.Inbound && !this.acquirePodSlot(root.pod)) return STOP;
     return CONTINUE;
   }
@@ -197,7 +201,7 @@ export class Stream {
     return this.contention(k, "");
   }
 
-  private acquirePodSlot(pod: string): bool {
+  acquirePodSlot(pod: string): bool {
     const root = this.root;
     const cfg = root.config;
     if (!root.ensureLease()) return this.contention("", pod);

@@ -11,6 +11,7 @@ export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../..");
 const ARMS = join(ROOT, "bench/arms");
 const CACHE = join(ROOT, "build/bench");
 export const FILTER_WASM = join(ROOT, "build/ws-governor.wasm");
+export const FLEET_WASM = join(ROOT, "build/ws-governor-fleet.wasm");
 
 export function watToWasm(wat: string): Uint8Array {
   const m = binaryen.parseText(wat);
@@ -25,6 +26,11 @@ export function watToWasm(wat: string): Uint8Array {
 export function filterWasm(): Uint8Array {
   if (!existsSync(FILTER_WASM)) throw new Error(`${FILTER_WASM} missing: run make build`);
   return readFileSync(FILTER_WASM);
+}
+
+export function fleetWasm(): Uint8Array {
+  if (!existsSync(FLEET_WASM)) throw new Error(`${FLEET_WASM} missing: run make build`);
+  return readFileSync(FLEET_WASM);
 }
 
 export function emptyWasm(): Uint8Array {

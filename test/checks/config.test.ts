@@ -40,11 +40,13 @@ test("the shipped configs in envoy/ and k8s/ pass, and each Envoy object in them
   assert.equal(code, 0);
   const checked = report.files.flatMap((f) => f.targets.map((t) => `${t.label} as ${t.type}`)).sort();
   assert.deepEqual(checked, [
+    "envoy/envoy-fleet.yaml as envoy.config.bootstrap.v3.Bootstrap",
     "envoy/envoy-gateway.yaml as envoy.config.bootstrap.v3.Bootstrap",
     "envoy/envoy-sidecar.yaml as envoy.config.bootstrap.v3.Bootstrap",
     "envoy/envoy.yaml as envoy.config.bootstrap.v3.Bootstrap",
     'k8s/base/stats-bootstrap.yaml#0 data["custom_bootstrap.json"] as envoy.config.bootstrap.v3.Bootstrap',
     "k8s/envoyfilter/envoyfilter.yaml#0 spec.configPatches[0].patch.value as envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",
+    "k8s/fleet/envoyfilter-etcd-cluster.yaml#0 spec.configPatches[0].patch.value as envoy.config.cluster.v3.Cluster",
     "k8s/gateway/envoyfilter-gateway.yaml#0 spec.configPatches[0].patch.value as envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",
     'k8s/gateway/stats-bootstrap.yaml#0 data["custom_bootstrap.json"] as envoy.config.bootstrap.v3.Bootstrap',
   ]);

@@ -1,5 +1,6 @@
 // The shipped plugin configurations against the real filter: build/ws-governor.wasm loaded in the emulated
-// Envoy (test/emulator/host), one plugin per configuration. Envoy rejects a plugin whose on_configure returns
+// Envoy (test/emulator/host), one plugin per configuration; a configuration with a `fleet` block goes to
+// build/ws-governor-fleet.wasm, and the local module must refuse it with its own message. Envoy rejects a plugin whose on_configure returns
 // false (the canary fails, reference §2.2/§3.3); the emulator reports that as PluginLoadError from addPlugin.
 // Needs `make build` (or npm run build) and the emulator; fails, with the reason, while either is missing.
 import assert from "node:assert/strict";
@@ -13,6 +14,7 @@ import { ROOT, embeddedPluginConfigs } from "./support.ts";
 import type { EmbeddedConfig } from "./support.ts";
 
 const WASM = join(ROOT, "build/ws-governor.wasm");
+const FLEET_WASM = join(ROOT, "build/ws-governor-fleet.wasm");
 const HOST = join(ROOT, "test/emulator/host/index.ts");
 
 interface HostModule {
@@ -26,10 +28,12 @@ async function loadHost(): Promise<HostModule> {
   return (await import(pathToFileURL(HOST).href)) as HostModule;
 }
 
-function loadWasm(): Uint8Array {
-  assert.ok(existsSync(WASM), `${WASM} missing: run \`make build\` first`);
-  return new Uint8Array(readFileSync(WASM));
+function loadWasm(file = WASM): Uint8Array {
+  assert.ok(existsSync(file), `${file} missing: run \`make build\` first`);
+  return new Uint8Array(readFileSync(file));
 }
+
+const isFleet = (json: string): boolean => json.trim() !== "" && (JSON.parse(json) as { fleet?: unknown }).fleet !== undefined;
 
 // Istio-like node metadata, so inbound mode finds its pod name as it would in a sidecar (reference §6.3).
 const NODE = {
@@ -66,11 +70,19 @@ function critical(logs: LogEntry[]): string[] {
 test("delivery: plugin configs accepted by the real filter", async () => {
   const host = await loadHost();
   const wasm = loadWasm();
+  const fleetWasm = loadWasm(FLEET_WASM);
   const configs = embeddedPluginConfigs();
   assert.ok(configs.filter((c) => c.expectValid).length >= 7, "fewer shipped configurations than expected");
+  assert.ok(configs.filter((c) => c.expectValid && isFleet(c.json)).length >= 2, "no shipped fleet configurations (envoy/envoy-fleet.yaml, k8s/fleet)");
 
   for (const c of configs) {
-    const r = load(host, wasm, c);
+    if (c.expectValid && isFleet(c.json)) { // the local module names the module to use instead
+      const local = load(host, wasm, c);
+      assert.ok(isLoadError(host, local.error), `${c.where}: the local module accepted a fleet configuration`);
+      assert.ok(critical(local.logs).some((m) => m.includes("invalid configuration: fleet: needs build/ws-governor-fleet.wasm")),
+        `${c.where}: ${critical(local.logs).join("\n")}`);
+    }
+    const r = load(host, isFleet(c.json) ? fleetWasm : wasm, c);
     if (c.expectValid) {
       assert.equal(r.error, undefined, `${c.where}: rejected: ${r.error?.message}\n${critical(r.logs).join("\n")}`);
       assert.deepEqual(critical(r.logs), [], `${c.where}: critical log lines on a valid configuration`);

@@ -28,10 +28,10 @@ function tinyWasm(): Uint8Array {
 const wasmPath = existsSync(join(ROOT, "build/ws-governor.wasm")) ? join(ROOT, "build/ws-governor.wasm") : join(work, "tiny.wasm");
 if (!existsSync(wasmPath)) writeFileSync(wasmPath, tinyWasm());
 
-function run(name: string, env: Record<string, string> = {}): { out: string; tar: string } {
+function run(name: string, env: Record<string, string> = {}, extra: string[] = [], wasm = wasmPath): { out: string; tar: string } {
   const out = join(work, name);
   const tar = join(work, `${name}.tar`);
-  const r = spawnSync(process.execPath, ["--import", "tsx", "scripts/oci.ts", "--wasm", wasmPath, "--out", out, "--tar", tar],
+  const r = spawnSync(process.execPath, ["--import", "tsx", "scripts/oci.ts", "--wasm", wasm, "--out", out, "--tar", tar, ...extra],
     { cwd: ROOT, encoding: "utf8", env: { ...process.env, ...env } });
   assert.equal(r.status, 0, r.stderr);
   return { out, tar };
@@ -132,4 +132,17 @@ test("oci: two runs give byte-identical layouts and tarballs; SOURCE_DATE_EPOCH 
 test("oci: the test's fallback module is a valid proxy-wasm ABI 0.2.0 module", () => {
   const exports = WebAssembly.Module.exports(new WebAssembly.Module(new Uint8Array(tinyWasm()))).map((e) => e.name);
   assert.deepEqual(exports, ["proxy_abi_version_0_2_0"]);
+});
+
+test("oci: `make oci` also ships the fleet module (k8s/fleet pulls ws-governor-fleet), its layer titled by --title", () => {
+  const recipe = /^oci:.*\n((?:\t.*\n)+)/m.exec(readFileSync(join(ROOT, "Makefile"), "utf8"))?.[1] ?? "";
+  assert.match(recipe, /scripts\/oci\.ts --wasm \$\(FLEET_WASM\) --out build\/oci-fleet .*--title ws-governor-fleet\.wasm/);
+  const fleet = join(ROOT, "build/ws-governor-fleet.wasm");
+  const module = existsSync(fleet) ? fleet : wasmPath;
+  const { out } = run("fleet", {}, ["--title", "ws-governor-fleet.wasm"], module);
+  const index = readJson(join(out, "index.json"));
+  const manifest = readJson(join(out, "blobs/sha256", String(index.manifests[0].digest).slice(7)));
+  const layer = manifest.layers[0];
+  assert.equal(layer.annotations["org.opencontainers.image.title"], "ws-governor-fleet.wasm");
+  assert.equal(layer.digest, sha(new Uint8Array(readFileSync(module))), "the layer is the fleet module");
 });

@@ -262,25 +262,40 @@ function wasmFilterConfigs(doc: unknown, where: string, expectValid: boolean): E
   return out;
 }
 
-/** Every plugin configuration shipped in envoy/ and k8s/. */
+function wasmPluginConfig(doc: JsonObject, where: string, expectValid: boolean): EmbeddedConfig {
+  const spec = isObject(doc.spec) ? doc.spec : {};
+  return {
+    where: `${where}: spec.pluginConfig`,
+    json: spec.pluginConfig === undefined ? "" : JSON.stringify(spec.pluginConfig),
+    expectValid, vmId: "",
+    rootId: typeof spec.pluginName === "string" ? spec.pluginName : "",
+    name: `${isObject(doc.metadata) ? String(doc.metadata.namespace) : ""}.${isObject(doc.metadata) ? String(doc.metadata.name) : ""}`,
+  };
+}
+
+/** Every plugin configuration shipped in envoy/ and k8s/. A kustomize patch's pluginConfig is partial (it merges
+ *  into the object it patches), so WasmPlugins are taken from the files that are not patches, plus every WasmPlugin
+ *  a kustomize build changed (e.g. k8s/fleet's), as the build outputs it. */
 export function embeddedPluginConfigs(): EmbeddedConfig[] {
   const out: EmbeddedConfig[] = [];
   for (const file of envoyBootstraps()) {
     out.push(...wasmFilterConfigs(parseYaml(readFileSync(file, "utf8")), rel(file), !isBadFixture(file)));
   }
+  const patches = patchFiles();
   for (const { file, index, doc } of k8sDocuments()) {
     const where = `${rel(file)}#${index}`;
-    const spec = isObject(doc.spec) ? doc.spec : {};
     if (doc.kind === "WasmPlugin") {
-      out.push({
-        where: `${where}: spec.pluginConfig`,
-        json: spec.pluginConfig === undefined ? "" : JSON.stringify(spec.pluginConfig),
-        expectValid: !isBadFixture(file), vmId: "",
-        rootId: typeof spec.pluginName === "string" ? spec.pluginName : "",
-        name: `${isObject(doc.metadata) ? String(doc.metadata.namespace) : ""}.${isObject(doc.metadata) ? String(doc.metadata.name) : ""}`,
-      });
+      if (!patches.has(file)) out.push(wasmPluginConfig(doc, where, !isBadFixture(file)));
     } else {
       out.push(...wasmFilterConfigs(doc, where, !isBadFixture(file)));
+    }
+  }
+  const seen = new Set(out.map((c) => c.json));
+  for (const dir of kustomizationDirs()) {
+    for (const o of kustomizeBuild(dir).filter((x) => x.kind === "WasmPlugin")) {
+      const c = wasmPluginConfig(o, `kustomize build ${rel(dir)}: WasmPlugin ${(o.metadata as JsonObject).name as string}`, true);
+      if (!seen.has(c.json)) out.push(c);
+      seen.add(c.json);
     }
   }
   return out;

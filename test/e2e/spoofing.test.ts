@@ -1,7 +1,10 @@
 // Spoofing matrix: every Envoy bootstrap in envoy/ (read from the directory, so a new file is covered) plus an
 // Istio-sidecar-like variant of envoy-sidecar.yaml without use_remote_address (Istio's sidecar inbound leaves it
-// false), each in the emulated Envoy with the release module and real `ws` echo pods. The plugin configuration is the
-// file's own with max_connections_per_client 1, client_key {"source":"address"} and the default endpoint allowlist.
+// false), each in the emulated Envoy with the release module and real `ws` echo pods. A bootstrap whose plugin
+// configuration has a `fleet` block (envoy-fleet.yaml) runs build/ws-governor-fleet.wasm, its `fleet.cluster` pointed
+// at a real etcd started for it (test/support/etcd.ts; without etcd that row is skipped with the reason, CI=true
+// fails). The plugin configuration is the file's own with max_connections_per_client 1, client_key
+// {"source":"address"} and the default endpoint allowlist.
 // Remote clients are played on loopback with ProxyOptions.networkView: a client bound to 127.0.0.7 is the peer
 // 10.1.2.7:<port> reaching the pod address 10.0.0.10:8080.
 //   (a) a remote client's second WebSocket with x-forwarded-for 10.9.9.9: the same client (429, client_full) when
@@ -21,16 +24,18 @@ import { REPO_ROOT, readBootstrap, startProxy, type RunningProxy } from "../emul
 import { startPods, type PodServer } from "../support/pods.ts";
 import { connectWs, httpRequest, type WsOutcome } from "../support/ws-client.ts";
 import { upgradeRequest } from "../support/frames.ts";
+import { etcdGate, startEtcd, type Etcd } from "../support/etcd.ts";
 
 const ENVOY_DIR = path.join(REPO_ROOT, "envoy");
 const WASM = path.join(REPO_ROOT, "build/ws-governor.wasm");
+const FLEET_WASM = path.join(REPO_ROOT, "build/ws-governor-fleet.wasm");
 const REMOTE = "127.0.0.7", OTHER = "127.0.0.8"; // loopback IPs the networkView turns into remote peers
 const VIEW: Record<string, string> = { [REMOTE]: "10.1.2.7", [OTHER]: "10.1.2.8" };
 const POD_ADDRESS = "10.0.0.10:8080";
 const STAT = (n: string) => `wasmcustom.ws_governor.${n}`;
 
 /** What the shipped files say today (a new file is checked against its own HCM settings only). */
-const SHIPPED_USE_REMOTE_ADDRESS: Record<string, boolean> = { "envoy.yaml": true, "envoy-sidecar.yaml": true, "envoy-gateway.yaml": true };
+const SHIPPED_USE_REMOTE_ADDRESS: Record<string, boolean> = { "envoy.yaml": true, "envoy-sidecar.yaml": true, "envoy-gateway.yaml": true, "envoy-fleet.yaml": true };
 
 interface Variant { name: string; doc: any }
 
@@ -48,6 +53,12 @@ function variants(): Variant[] {
   return out;
 }
 
+/** The etcd cluster a fleet configuration names, or undefined for a local one. */
+function fleetCluster(own: string): string | undefined {
+  const f = (JSON.parse(own) as { fleet?: { cluster?: string } }).fleet;
+  return f ? String(f.cluster) : undefined;
+}
+
 function pluginConfig(own: string): string {
   const c = JSON.parse(own);
   c.max_connections_per_client = 1;
@@ -55,6 +66,7 @@ function pluginConfig(own: string): string {
   c.metrics_path = "/websocket/metrics";
   c.health_path = "/websocket/health";
   delete c.endpoint_allow; // the default: 127.0.0.0/8 and ::1/128
+  if (c.fleet) c.fleet.call_timeout_ms = 2000; // a loaded test machine's cold etcd may be slower than a LAN's 250 ms
   return JSON.stringify(c);
 }
 
@@ -83,6 +95,7 @@ const outcome = (o: WsOutcome): string => (o.kind === "open" ? "101" : o.kind ==
 test("spoofing matrix: per-client cap, endpoints, two Connection lines — every bootstrap in envoy/ + an Istio-like sidecar", async () => {
   const pods: PodServer[] = await startPods(2);
   const rows: Array<Record<string, string>> = [];
+  let etcd: Etcd | undefined;
   try {
     for (const v of variants()) {
       const bs = readBootstrap(v.doc);
@@ -92,8 +105,22 @@ test("spoofing matrix: per-client cap, endpoints, two Connection lines — every
       const xffTrusted = hcm.xffNumTrustedHops === (hcm.useRemoteAddress ? 1 : 0);
       const logs: string[] = [];
       const clusters = Object.fromEntries([...bs.clusters.keys()].map((c) => [c, pods.map((p) => ({ host: "127.0.0.1", port: p.port }))]));
+      const etcdCluster = fleetCluster(hcm.wasm!.configuration);
+      if (etcdCluster !== undefined) {
+        const gate = etcdGate();
+        if (gate.failReason) throw new Error(`${v.name}: ${gate.failReason}`);
+        if (gate.skip) {
+          console.log(`# ${v.name}: skipped (${gate.skip})`);
+          rows.push({ config: v.name, use_remote_address: `skipped: ${gate.skip}` });
+          continue;
+        }
+        assert.ok(bs.clusters.has(etcdCluster), `${v.name}: fleet.cluster ${etcdCluster} is not a cluster of the file`);
+        etcd ??= await startEtcd();
+        clusters[etcdCluster] = [{ host: "127.0.0.1", port: Number(new URL(etcd.clientUrl).port) }];
+      }
       const proxy: RunningProxy = await startProxy({
-        config: v.doc, wasmPath: WASM, pluginConfiguration: pluginConfig(hcm.wasm!.configuration), clusterOverrides: clusters,
+        config: v.doc, wasmPath: etcdCluster === undefined ? WASM : FLEET_WASM,
+        pluginConfiguration: pluginConfig(hcm.wasm!.configuration), clusterOverrides: clusters,
         listenerPortOverride: 0, adminPortOverride: 0,
         networkView: (ip, port) => (VIEW[ip] ? { peer: `${VIEW[ip]}:${port}`, local: POD_ADDRESS } : undefined),
         onLog: (e) => logs.push(e.line),
@@ -148,6 +175,10 @@ test("spoofing matrix: per-client cap, endpoints, two Connection lines — every
         assert.equal(ok.status, 101, `${v.name}: another client is admitted`);
         assert.equal(stat("upgrades_total"), upgrades0 + 2, "counted in upgrades_total");
         assert.equal(stat("accepted_total"), accepted0 + 1, "counted in accepted_total");
+        if (etcdCluster !== undefined) { // the fleet module took its slots from etcd, through the file's own cluster
+          row["etcd calls"] = `${stat("fleet_calls_total")} (${stat("fleet_call_failures_total")} failed)`;
+          assert.ok(stat("fleet_calls_total") >= 2, `${v.name}: a lease grant and a slot grant at least`);
+        }
       } finally {
         for (const ws of open) ws.terminate();
         for (const s of raw) s.destroy();
@@ -157,6 +188,7 @@ test("spoofing matrix: per-client cap, endpoints, two Connection lines — every
     }
   } finally {
     await Promise.all(pods.map((p) => p.kill()));
+    await etcd?.stop();
     printMatrix(rows);
   }
 });

@@ -45,6 +45,7 @@ const BAD: Array<[unknown, string]> = [
   [{ fleet: { cluster: "etcd" } }, "fleet: needs build/ws-governor-fleet.wasm"],
 ];
 
+const NO_GLOBAL = "fleet: needs a global limit: max_connections_per_pod > 0 (mode \"inbound\") or max_connections_per_client > 0";
 /** Fleet module only (build/ws-governor-fleet.wasm): the fleet block's own errors. */
 const FLEET_BAD: Array<[unknown, string]> = [
   [{ fleet: {} }, "fleet.cluster: must be the name of the etcd cluster (1..128 characters)"],
@@ -55,8 +56,10 @@ const FLEET_BAD: Array<[unknown, string]> = [
   [{ fleet: { cluster: "etcd", block: 0 } }, "fleet.block: must be an integer in 1..1000"],
   [{ fleet: { cluster: "etcd", local_cap_per_pod: -1 } }, "fleet.local_cap_per_pod: must be an integer in 0..1000000"],
   [{ fleet: "etcd" }, "fleet: must be an object, got string"],
-  [{ mode: "upstream", fleet: { cluster: "etcd" } }, "fleet: only mode \"inbound\" for now (a per-pod cap across Envoy processes)"],
-  [{ max_connections_per_pod: 0, fleet: { cluster: "etcd" } }, "fleet: needs max_connections_per_pod > 0 (the global cap)"],
+  [{ mode: "upstream", fleet: { cluster: "etcd" } }, NO_GLOBAL],
+  [{ max_connections_per_pod: 0, fleet: { cluster: "etcd" } }, NO_GLOBAL],
+  [{ fleet: { cluster: "etcd", local_cap_per_client: 1.5 } }, "fleet.local_cap_per_client: must be an integer in 0..1000000"],
+  [{ fleet: { cluster: "etcd", rebalance_ms: 99 } }, "fleet.rebalance_ms: must be an integer in 100..600000"],
   [{ max_conections_per_pod: 1, fleet: { cluster: "etcd" } }, "max_conections_per_pod: unknown key"],
 ];
 

@@ -151,4 +151,53 @@ describe("fleet mode failure drills [etcd]", () => {
     assert.deepEqual(traps(a), [], "no trap");
     closeReplica(a);
   });
+  test("a partition longer than the lease: past its local deadline (TTL − margin after the last renewal) a process " +
+    "stops admitting on its old grant; after etcd returns it takes a new lease and the cap holds", T, async () => {
+    assert.ok(etcd);
+    const prefix = "/t-partition/";
+    const cfg = fleetConfig(prefix, { max_connections_per_pod: 4, failure_mode: "closed" },
+      { block: 4, lease_ttl_seconds: 2, call_timeout_ms: 300, rebalance_ms: 600000 });
+    const a = startReplica("gw-a", port, cfg);
+    replicas.push(a);
+    const first = await fill(a, 1);
+    assert.equal(first.open.length, 1);
+    assert.equal(sum(await etcdSlots(etcd.clientUrl, prefix)), 4, "A holds a block of 4, 3 of them free");
+    await etcd.halt();
+    const halted = Date.now();
+    let deadlineMs = -1;
+    try {
+      const early = await fill(a, 1); // within the deadline: a granted free slot
+      assert.equal(early.open.length, 1, `a granted slot admits while etcd is briefly away: ${early.refused}`);
+      first.open.push(...early.open);
+      await delay(2_100); // past TTL: etcd (were it up) would have expired the lease and freed the slots for others
+      const late = await fill(a, 1);
+      deadlineMs = Date.now() - halted;
+      assert.deepEqual(late.refused, ["ws_governor_contention"], "the old grant is no longer used (failure_mode closed)");
+    } finally {
+      await etcd.restart();
+    }
+    console.log(`# fleet partition: the old grant refused ${deadlineMs} ms after etcd went away (lease TTL 2 s)`);
+    // back: a new lease. The two connections opened before are registered under it without the cap check (so
+    // etcd's sum tells the truth), even with no new upgrade; the old lease's key expires by itself.
+    const oldKey = [...(await etcdSlots(etcd.clientUrl, prefix)).keys()][0];
+    const reg = await waitFor(async () => {
+      const m = await etcdSlots(etcd!.clientUrl, prefix);
+      const fresh = [...m.entries()].filter(([k]) => k !== oldKey);
+      return fresh.length === 1 && fresh[0][1] === first.open.length && a.stat("fleet_registered_slots_total") > 0
+        ? fresh[0][0] : false;
+    }, { timeoutMs: 10_000, what: "the open connections registered under the new lease" });
+    assert.equal(a.stat("fleet_registered_slots_total"), first.open.length);
+    await waitFor(async () => !(await etcdSlots(etcd!.clientUrl, prefix)).has(oldKey),
+      { timeoutMs: 15_000, what: "the old lease to expire" });
+    let open = first.open.length;
+    const more = await fill(a, 4);
+    open += more.open.length;
+    assert.equal(open, 4, `exactly the cap: ${more.refused}`);
+    assert.deepEqual([...new Set(more.refused)], ["ws_governor_pod_full"]);
+    assert.ok((await etcdSlots(etcd.clientUrl, prefix)).has(reg), "still under the new lease");
+    assert.ok(sum(await etcdSlots(etcd.clientUrl, prefix)) <= 4, "etcd holds no more than the cap");
+    assert.ok(a.stat("fleet_unavailable_total") >= 1);
+    assert.deepEqual(traps(a), [], "no trap");
+    closeReplica(a);
+  });
 });

@@ -68,7 +68,7 @@ function settle(s: FilterStream, r: StepResult): { admitted: boolean; reply?: Lo
 }
 
 /** An upgrade on `worker` of `replica`: decided at once, or after the filter's etcd wait (onAsync), bounded. */
-export function upgrade(replica: Replica, worker: number, waitMs = 5000): Upgrade {
+export function upgrade(replica: Replica, worker: number, waitMs = 5000, extra: Array<[string, string]> = []): Upgrade {
   const s = replica.h.newStream(worker, conn(`10.1.0.${1 + worker}:4${worker}000`));
   let resolveFn!: (v: { admitted: boolean; reply?: LocalReply }) => void;
   let rejectFn!: (e: Error) => void;
@@ -82,16 +82,16 @@ export function upgrade(replica: Replica, worker: number, waitMs = 5000): Upgrad
       if (v) done(v);
     },
   };
-  const r = s.decodeHeaders(upgradeHeaders(), true);
+  const r = s.decodeHeaders(upgradeHeaders(extra), true);
   const v = settle(s, r);
   if (v) done(v);
   else assert.equal(r.kind, "stop", `unexpected ${JSON.stringify(r).slice(0, 200)}`);
   return { s, replica, outcome };
 }
 
-/** The slots etcd holds for `pod` under `prefix`: holder key → slots. */
-export async function etcdSlots(clientUrl: string, prefix: string, pod = "pod-x"): Promise<Map<string, number>> {
-  const p = `${prefix}pod/${pod}/`;
+/** The slots etcd holds for `pod` (or, with `kind` "client", for a client bucket) under `prefix`: holder key → slots. */
+export async function etcdSlots(clientUrl: string, prefix: string, pod = "pod-x", kind = "pod"): Promise<Map<string, number>> {
+  const p = `${prefix}${kind}/${pod}/`;
   const r = await etcdPost<{ kvs?: Array<{ key: string; value?: string }> }>(clientUrl, "/v3/kv/range",
     { key: b64(p), range_end: b64(prefixEnd(p)) });
   const out = new Map<string, number>();

@@ -1,0 +1,61 @@
+// Fleet mode (fleet module only): the global admission of an upgrade, in stages: the fleet's rate limit, the
+// client's cap, the pod's cap (docs/fleet.md §4.2). Each stage either passes, queues the stream on an etcd chain
+// (the request stays stopped) or decides. A woken stream runs again from the stage it waited in.
+import { Mode } from "../core/config";
+import { bucketOf } from "../core/ledger";
+import { setEffectiveContext } from "../host/abi";
+import { continueRequest } from "../host/http";
+import { Root } from "./root";
+import { Stream, streams } from "./stream";
+import { keyValue } from "./keys";
+import { PASS, DONE, takeWoken } from "./fleet_wait";
+import { rateStage } from "./fleet_rate";
+import { limitStage, POD, CLIENT } from "./fleet_limit";
+
+const ST_RATE: u8 = 1;
+const ST_CLIENT: u8 = 2;
+const ST_POD: u8 = 3;
+
+export function fleetAdmit(s: Stream): i32 {
+  const root = s.root;
+  const cfg = root.config;
+  if (s.fleetStage == 0) { // first pass: the client's bucket while the request headers are at hand
+    if (cfg.maxPerClient > 0) {
+      s.fleetKey = keyValue(cfg.clientKey, root.clientMetaPath);
+      s.fleetBucket = bucketOf(s.fleetKey, cfg.clientBuckets);
+    }
+    s.fleetStage = ST_RATE;
+  }
+  if (s.fleetStage == ST_RATE) {
+    const r = rateStage(s);
+    if (r != PASS) return r;
+    s.fleetStage = ST_CLIENT;
+  }
+  if (s.fleetStage == ST_CLIENT) {
+    if (cfg.maxPerClient > 0) {
+      const r = limitStage(s, CLIENT);
+      if (r != PASS) return r;
+    }
+    s.fleetStage = ST_POD;
+  }
+  if (cfg.mode != Mode.Inbound) return PASS; // upstream mode: the pod's slot is taken at the 101, per process
+  if (cfg.maxPerPod > 0) return limitStage(s, POD);
+  return s.acquirePodSlot(root.pod) ? PASS : DONE;
+}
+
+/** Runs the admission of every woken stream again, each under its own context; then back to the root's. */
+export function fleetResume(root: Root): void {
+  for (let round = 0; round < 4; round++) {
+    const todo = takeWoken();
+    if (todo.length == 0) break;
+    for (let i = 0; i < todo.length; i++) {
+      const id = todo[i];
+      if (!streams.has(id)) continue;
+      const s = streams.get(id);
+      if (s.finished || s.replied) continue;
+      if (setEffectiveContext(id) != 0) continue;
+      if (fleetAdmit(s) == PASS) continueRequest();
+    }
+  }
+  setEffectiveContext(root.id);
+}

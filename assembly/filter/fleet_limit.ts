@@ -1,0 +1,456 @@
+// Fleet mode (fleet module only): global caps per pod (inbound) and per client bucket (docs/fleet.md §2–§3.5).
+// Each limit has, per Envoy process, a grant in shared data (core/fleet.ts Grant: slots etcd holds for the process
+// under its live lease) and, in etcd, the key <prefix><pod|client>/<name>/<lease hex>. Admission is the local ledger
+// with the grant as its cap; an upgrade that finds no free slot waits while its VM's chain asks etcd for a block
+// (range read, then a txn comparing the range's mod revision). Slots nobody uses go back to etcd on the tick.
+//
+// Local view ≤ etcd (§3.2): a grant is added locally only after etcd confirmed it; a return is taken off locally
+// (and checked against the ledger's count, undone if an admission raced it) before etcd is asked. An admission
+// checks the grant again after its ledger CAS and undoes itself when a return lowered the grant meanwhile.
+import { S, Reason } from "../core/stats";
+import { ST_OK } from "../core/store";
+import { Outcome, acquirePod, acquireCounter, release, podKey, clientKey, fleetGrantKey } from "../core/ledger";
+import { decodeLedger } from "../core/codec";
+import { rangePrefixRequest, putIfUnchangedRequest, setOwnIfUnchangedRequest, createIfAbsentRequest, EtcdReply } from "../core/etcd";
+import { Grant, decodeGrant, encodeGrant, hex16, sumRange, grantSize, returnSize, PodRange } from "../core/fleet";
+import { FailureMode } from "../core/config";
+import { nowMs } from "../host/abi";
+import { Root } from "./root";
+import { Stream, streams } from "./stream";
+import { PASS, WAIT, DONE, V_NONE, V_GRANTED, V_FULL, V_FAILED, wake } from "./fleet_wait";
+import { FleetVm, vmOf, post, liveLease, needLease, leaseLost, LEASE_OK, LEASE_FAILED, L_GRANT } from "./fleet_lease";
+
+export const POD: u8 = 0;
+export const CLIENT: u8 = 1;
+
+const IDLE: i32 = 0;
+const WAIT_LEASE: i32 = 1; // waiting for the process's lease
+const RANGE: i32 = 2;      // /v3/kv/range of the limit sent
+const TXN: i32 = 3;        // the grant (or return) txn sent
+const V_PENDING: u8 = 4;   // chain end: another VM's grant is in flight; waiters stay queued, the tick looks again
+
+/** One VM's chain of etcd calls for one limit. */
+class Chain {
+  kind: u8;
+  bucket: u32;
+  phase: i32 = IDLE;
+  token: u32 = 0;
+  attempts: u32 = 0;
+  chainMs: u64 = 0;
+  lease: u64 = 0;
+  delta: u32 = 0;           // grant: slots asked for; return: slots taken off locally
+  ret: bool = false;        // this chain returns slots (background) instead of granting
+  reg: bool = false;        // this chain registers connections opened under an older lease (§5.3)
+  dirty: bool = false;      // etcd may hold more for this process than its grant says: reconcile on the tick
+  scarce: bool = false;     // near the cap (§3.3): grants of 1, and every free slot goes back after rebalance_ms
+  probe: bool = false;      // this return chain only looks whether the limit is near its cap (then returns)
+  freeSince: u64 = 0;       // since when slots were returnable (0 = not)
+  waiting: Array<u32> = new Array<u32>(0);
+  range: PodRange = new PodRange();
+  constructor(kind: u8, bucket: u32) { this.kind = kind; this.bucket = bucket; }
+}
+
+let chainTable: Map<u32, Map<u32, Chain>> | null = null;
+function chainsOf(root: Root): Map<u32, Chain> {
+  let t = chainTable;
+  if (t === null) { t = new Map<u32, Map<u32, Chain>>(); chainTable = t; }
+  if (!t.has(root.id)) t.set(root.id, new Map<u32, Chain>());
+  return t.get(root.id);
+}
+function chainOf(root: Root, kind: u8, bucket: u32): Chain {
+  const m = chainsOf(root);
+  const k = kind == POD ? 0xffffffff : bucket;
+  if (!m.has(k)) m.set(k, new Chain(kind, bucket));
+  return m.get(k);
+}
+
+function grantKey(root: Root, kind: u8, bucket: u32): string {
+  return fleetGrantKey(root.config.keyPrefix, kind == POD, bucket);
+}
+function etcdPrefix(root: Root, ch: Chain): string {
+  const f = root.config.fleet;
+  const p = f === null ? "" : f.prefix;
+  return ch.kind == POD ? p + "pod/" + root.pod + "/" : p + "client/" + ch.bucket.toString() + "/";
+}
+function capOf(root: Root, kind: u8): u32 { return kind == POD ? root.config.maxPerPod : root.config.maxPerClient; }
+function blockOf(root: Root, kind: u8): u32 {
+  const f = root.config.fleet;
+  return kind == CLIENT || f === null ? 1 : f.block;
+}
+
+let grantCas: u32 = 0;
+function readGrant(root: Root, kind: u8, bucket: u32): Grant {
+  const store = root.store;
+  let g: Grant | null = null;
+  if (store.get(grantKey(root, kind, bucket)) == ST_OK) g = decodeGrant(store.valuePtr, store.valueLen);
+  grantCas = store.cas;
+  store.done();
+  if (g === null) { root.metrics.inc(S.Corrupt); return new Grant(); } // malformed: nothing granted
+  return g;
+}
+function writeGrant(root: Root, kind: u8, bucket: u32, g: Grant, cas: u32): bool {
+  return root.store.set(grantKey(root, kind, bucket), encodeGrant(g), cas) == ST_OK;
+}
+
+/** Slots the process may use for this limit now (0 without a live lease or under an older lease). */
+function grantedNow(root: Root, kind: u8, bucket: u32): u32 {
+  const lease = liveLease(root);
+  if (lease == 0) return 0;
+  const g = readGrant(root, kind, bucket);
+  return g.lease == lease ? g.granted : 0;
+}
+
+/** Changes the grant by `delta` under lease `lease` (CAS; a grant under an older lease counts as 0). With `floor`
+ *  (a return): refused when the result would be below it. False when the lease is not live or the CAS kept failing. */
+function changeGrant(root: Root, kind: u8, bucket: u32, lease: u64, delta: i64, busyUntil: u64): bool {
+  for (let i = 0; i < 16; i++) {
+    if (liveLease(root) != lease) return false;
+    const g = readGrant(root, kind, bucket);
+    const cas = grantCas;
+    if (g.lease != lease) { g.lease = lease; g.granted = 0; g.busyUntilMs = 0; }
+    const v = i64(g.granted) + delta;
+    if (v < 0) return false;
+    g.granted = u32(v);
+    if (busyUntil > g.busyUntilMs) g.busyUntilMs = busyUntil;
+    if (writeGrant(root, kind, bucket, g, cas)) return true;
+  }
+  return false;
+}
+
+/** Connections the process holds for this limit (its ledger's count over every VM). */
+function usedOf(root: Root, ch: Chain): u64 {
+  const cfg = root.config;
+  const store = root.store;
+  let n: u64 = 0;
+  if (ch.kind == CLIENT) {
+    if (store.get(clientKey(cfg.keyPrefix, ch.bucket)) == ST_OK) {
+      const l = decodeLedger(store.valuePtr, store.valueLen);
+      if (l !== null) n = l.total();
+    }
+    store.done();
+    return n;
+  }
+  for (let i: u32 = 0; i < cfg.maxPods; i++) {
+    if (store.get(podKey(cfg.keyPrefix, i32(i))) == ST_OK) {
+      const l = decodeLedger(store.valuePtr, store.valueLen);
+      if (l !== null && l.name == root.pod) n += l.total();
+    }
+    store.done();
+  }
+  return n;
+}
+
+/** The ledger admission with the process's grant (+ `extra`) as the cap, checked again after the CAS. */
+function admitLocal(s: Stream, kind: u8, extra: u32): Outcome {
+  const root = s.root;
+  const cfg = root.config;
+  const b = s.fleetBucket;
+  const cap = grantedNow(root, kind, b) + extra;
+  if (cap == 0 && cfg.enforce) return Outcome.OverLimit;
+  const res = root.res;
+  res.reset();
+  let key = clientKey(cfg.keyPrefix, b);
+  if (kind == POD) {
+    acquirePod(root.store, cfg.keyPrefix, cfg.maxPods, root.pod, root.podSlot, root.vm, cap, !cfg.enforce,
+               cfg.casMaxAttempts, res);
+    if (res.slot >= 0) root.podSlot = res.slot;
+    key = podKey(cfg.keyPrefix, res.slot);
+  } else acquireCounter(root.store, key, root.vm, cap, !cfg.enforce, cfg.casMaxAttempts, res);
+  if (res.retries > 0) root.metrics.inc(S.CasRetries, i64(res.retries));
+  if (res.outcome != Outcome.Admitted) return res.outcome;
+  // A return may have lowered the grant between our read and our CAS: then this admission does not count.
+  if (cfg.enforce && res.total > u64(grantedNow(root, kind, b) + extra)) {
+    const name = kind == POD ? root.pod : "";
+    res.reset();
+    release(root.store, key, name, root.vm, cfg.casMaxAttempts * 4, res);
+    if (res.outcome != Outcome.Admitted && res.outcome != Outcome.Orphan) root.addPending(key, name);
+    return Outcome.OverLimit;
+  }
+  if (kind == POD) {
+    s.podKey = key;
+    s.pod = root.pod;
+    root.metrics.inc(S.Active, 1);
+  } else s.client = key;
+  return Outcome.Admitted;
+}
+
+function refuse(s: Stream, kind: u8, reason: Reason): i32 {
+  s.fleetSince = 0;
+  return s.reject(reason, s.fleetKey, kind == POD ? s.root.pod : "") ? DONE : PASS;
+}
+
+function contention(s: Stream, kind: u8): i32 {
+  s.fleetSince = 0;
+  return s.contention(s.fleetKey, kind == POD ? s.root.pod : "") ? PASS : DONE;
+}
+
+/** etcd could not help: failure_mode (open: within the grant + the local extra cap). */
+function failedStage(s: Stream, kind: u8): i32 {
+  const root = s.root;
+  const f = root.config.fleet;
+  s.fleetSince = 0;
+  if (root.config.failureMode == FailureMode.Open && f !== null) {
+    const extra = kind == POD ? f.localCapPerPod : f.localCapPerClient;
+    if (extra > 0 && admitLocal(s, kind, extra) == Outcome.Admitted) {
+      root.metrics.inc(S.FleetOpenAdmits);
+      return PASS;
+    }
+  }
+  root.metrics.inc(S.FleetUnavailable);
+  return refuse(s, kind, Reason.Contention);
+}
+
+/** The client or pod stage of an upgrade (first pass or after a wake). */
+export function limitStage(s: Stream, kind: u8): i32 {
+  const root = s.root;
+  const f = root.config.fleet;
+  if (f === null) return PASS;
+  const v = s.fleetVerdict;
+  s.fleetVerdict = V_NONE;
+  if (!root.ensureLease()) return contention(s, kind);
+  if (v == V_FAILED) return failedStage(s, kind);
+  const o = admitLocal(s, kind, 0);
+  if (o == Outcome.Admitted) { s.fleetSince = 0; return PASS; }
+  if (o != Outcome.OverLimit) return contention(s, kind);
+  if (v == V_FULL) return refuse(s, kind, kind == POD ? Reason.PodFull : Reason.ClientFull);
+  const now = nowMs();
+  if (s.fleetSince == 0) { s.fleetSince = now; root.metrics.inc(S.FleetWaits); }
+  else if (now - s.fleetSince > 4 * u64(f.callTimeoutMs)) return contention(s, kind); // bounded wait
+  const ch = chainOf(root, kind, s.fleetBucket);
+  ch.waiting.push(s.id);
+  if (ch.phase != IDLE) return WAIT;
+  if (startGrant(root, ch)) return WAIT;
+  ch.waiting.pop(); // nothing was sent: decide now
+  return failedStage(s, kind);
+}
+
+function startGrant(root: Root, ch: Chain): bool {
+  ch.ret = false;
+  ch.attempts = 0;
+  ch.chainMs = nowMs();
+  const l = needLease(root, vmOf(root));
+  if (l == LEASE_FAILED) { ch.phase = IDLE; return false; }
+  if (l != LEASE_OK) { ch.phase = WAIT_LEASE; return true; }
+  return sendRange(root, ch);
+}
+
+function sendRange(root: Root, ch: Chain): bool {
+  ch.lease = liveLease(root);
+  if (ch.lease == 0) { ch.phase = IDLE; return false; }
+  ch.token = post(root, "/v3/kv/range", rangePrefixRequest(etcdPrefix(root, ch)));
+  ch.phase = ch.token == 0 ? IDLE : RANGE;
+  return ch.token != 0;
+}
+
+/** Ends a chain: wakes its waiters with `verdict` (V_PENDING keeps them queued for the next tick). */
+function finish(root: Root, ch: Chain, verdict: u8): void {
+  if (ch.phase == TXN && verdict == V_FAILED) ch.dirty = true; // a txn with an unknown outcome
+  ch.phase = IDLE;
+  ch.token = 0;
+  ch.reg = false;
+  ch.probe = false;
+  if (ch.ret) { ch.ret = false; return; }
+  if (verdict == V_PENDING) return;
+  const todo = ch.waiting;
+  ch.waiting = new Array<u32>(0);
+  for (let i = 0; i < todo.length; i++) {
+    const id = todo[i];
+    if (!streams.has(id)) continue; // ended while waiting
+    const s = streams.get(id);
+    if (s.fleetSince != 0) wake(s, verdict);
+  }
+}
+
+/** The process's lease became live (LEASE_OK) or could not be had (LEASE_FAILED): chains waiting for it go on. */
+export function leaseSettled(root: Root, how: i32): void {
+  const m = chainsOf(root);
+  const ks = m.keys();
+  for (let i = 0; i < ks.length; i++) {
+    const ch = m.get(ks[i]);
+    if (ch.phase != WAIT_LEASE) continue;
+    if (how != LEASE_OK || !sendRange(root, ch)) finish(root, ch, V_FAILED);
+  }
+}
+
+/** A call answer for one of this VM's limit chains. False: the token is not one of them. */
+export function limitAnswer(root: Root, token: u32, status: u32, rep: EtcdReply): bool {
+  const m = chainsOf(root);
+  const ks = m.keys();
+  for (let i = 0; i < ks.length; i++) {
+    const ch = m.get(ks[i]);
+    if (ch.token != token || ch.phase < RANGE) continue;
+    ch.token = 0;
+    const ok = status == 200 && rep.ok;
+    if (!ok) root.metrics.inc(S.FleetFailures);
+    if (ch.phase == RANGE) {
+      if (!ok) finish(root, ch, V_FAILED);
+      else if (ch.ret) onReturnRange(root, ch, rep);
+      else onGrantRange(root, ch, rep);
+    } else if (status == 404) { // the lease is gone: nothing was applied
+      leaseLost(root, ch.lease);
+      ch.phase = IDLE;
+      finish(root, ch, V_FAILED);
+    } else if (!ok) finish(root, ch, V_FAILED);
+    else if (!rep.succeeded && !ch.reg) { // the range (or our key) changed since the snapshot: read again (bounded)
+      ch.attempts++;
+      if (ch.attempts >= root.config.casMaxAttempts || !sendRange(root, ch)) finish(root, ch, V_FAILED);
+    } else if (ch.ret) {
+      finish(root, ch, V_GRANTED);
+    } else if (ch.reg) {
+      ch.reg = false;
+      if (rep.succeeded) {
+        root.metrics.inc(S.FleetRegistered, i64(ch.delta));
+        changeGrant(root, ch.kind, ch.bucket, ch.lease, i64(ch.delta), 0);
+      } // else: the key exists already (another VM registered or granted first): nothing to do
+      ch.phase = IDLE;
+      finish(root, ch, V_GRANTED);
+    } else {
+      // etcd applied the grant: only now may the process use it
+      const done = changeGrant(root, ch.kind, ch.bucket, ch.lease, i64(ch.delta), 0);
+      ch.phase = IDLE;
+      finish(root, ch, done ? V_GRANTED : V_FAILED);
+    }
+    return true;
+  }
+  return false;
+}
+
+function onGrantRange(root: Root, ch: Chain, rep: EtcdReply): void {
+  const cap = capOf(root, ch.kind);
+  const myKey = etcdPrefix(root, ch) + hex16(ch.lease);
+  const pr = ch.range;
+  sumRange(rep.kvs, myKey, cap, pr);
+  if (pr.bad > 0) root.metrics.inc(S.Corrupt, i64(pr.bad));
+  if (pr.mineBad) { finish(root, ch, V_FAILED); return; } // our own value is unreadable: never write below it
+  const g = readGrant(root, ch.kind, ch.bucket);
+  const local = g.lease == ch.lease ? g.granted : 0;
+  const now = nowMs();
+  // etcd may hold more for us than we may use: a sibling VM's grant whose answer is on its way, or one whose answer
+  // was lost (given back by the tick's reconcile). The sum counts it, so growing on top of it stays exact.
+  const sibling = u64(local) < pr.mine && g.busyUntilMs > now;
+  if (u64(local) < pr.mine && !sibling) ch.dirty = true;
+  // Near the cap, idle blocks held by one process would refuse another: blocks shrink to 1 and free slots go back
+  // (scarce mode). It ends when a snapshot shows room for two blocks per holder.
+  const block = blockOf(root, ch.kind);
+  const room = u64(cap) > pr.sum ? u64(cap) - pr.sum : 0;
+  if (room < u64(block)) ch.scarce = true;
+  else if (room >= 2 * u64(block) * u64(rep.kvs.length + 1)) ch.scarce = false;
+  const d = grantSize(cap, pr.sum, ch.scarce ? 1 : block);
+  if (d == 0) { finish(root, ch, sibling ? V_PENDING : V_FULL); return; } // no room: wait for the sibling's grant
+  const f = root.config.fleet;
+  const busy = now + (f === null ? 0 : u64(f.callTimeoutMs)) + 2 * u64(root.config.tickMs);
+  if (!changeGrant(root, ch.kind, ch.bucket, ch.lease, 0, busy)) { finish(root, ch, V_FAILED); return; }
+  ch.delta = d;
+  ch.token = post(root, "/v3/kv/txn", putIfUnchangedRequest(etcdPrefix(root, ch), u64(rep.revision), myKey,
+    (u32(pr.mine) + d).toString(), ch.lease.toString()));
+  ch.phase = ch.token == 0 ? IDLE : TXN;
+  if (ch.token == 0) finish(root, ch, V_FAILED);
+}
+
+function onReturnRange(root: Root, ch: Chain, rep: EtcdReply): void {
+  const myKey = etcdPrefix(root, ch) + hex16(ch.lease);
+  const pr = ch.range;
+  const cap = capOf(root, ch.kind);
+  sumRange(rep.kvs, myKey, cap, pr);
+  if (pr.mineBad || pr.mineRev == 0) { ch.dirty = false; finish(root, ch, V_GRANTED); return; } // nothing of ours
+  if (ch.probe) { // free slots held while the limit is near its cap: give every one of them back (scarce mode)
+    ch.probe = false;
+    const block = blockOf(root, ch.kind);
+    if (pr.sum + u64(block) <= u64(cap)) { finish(root, ch, V_GRANTED); return; }
+    ch.scarce = true;
+    const r = returnSize(grantedNow(root, ch.kind, ch.bucket), usedOf(root, ch), 0);
+    if (r == 0 || !lowerLocal(root, ch, ch.lease, r)) { finish(root, ch, V_GRANTED); return; }
+    ch.delta = r;
+  }
+  const g = readGrant(root, ch.kind, ch.bucket);
+  const local = g.lease == ch.lease ? g.granted : 0;
+  // No grant in flight: etcd may be set to exactly what the process holds. Otherwise take off only our slots.
+  let v: u64 = g.busyUntilMs <= nowMs() ? u64(local) : (pr.mine > u64(ch.delta) ? pr.mine - u64(ch.delta) : 0);
+  if (v < u64(local)) v = u64(local);
+  if (g.busyUntilMs <= nowMs()) ch.dirty = false;
+  if (v >= pr.mine) { finish(root, ch, V_GRANTED); return; }
+  root.metrics.inc(S.FleetReturned, i64(pr.mine - v));
+  ch.token = post(root, "/v3/kv/txn", setOwnIfUnchangedRequest(myKey, pr.mineRev, v.toString(), ch.lease.toString()));
+  ch.phase = ch.token == 0 ? IDLE : TXN;
+  if (ch.token == 0) { ch.dirty = true; finish(root, ch, V_FAILED); }
+}
+
+/** Takes `r` slots off the grant locally, then makes sure no admission raced past the lowered grant (undone if so).
+ *  Only after this may etcd be asked to lower its value (§3.2). */
+function lowerLocal(root: Root, ch: Chain, lease: u64, r: u32): bool {
+  if (!changeGrant(root, ch.kind, ch.bucket, lease, -i64(r), 0)) return false;
+  if (usedOf(root, ch) > u64(grantedNow(root, ch.kind, ch.bucket))) {
+    changeGrant(root, ch.kind, ch.bucket, lease, i64(r), 0);
+    return false;
+  }
+  return true;
+}
+
+/** Connections still open from before the process's current lease (a partition outlived the old one, §5.3) are
+ *  written to etcd under the new lease without the cap check, so that etcd's sum tells the truth again (other
+ *  processes are refused until they close). Create-if-absent: a key already there means another VM did it or a
+ *  grant came first (which covered them). True when a call was sent. */
+function register(root: Root, ch: Chain, lease: u64, now: u64): bool {
+  const g = readGrant(root, ch.kind, ch.bucket);
+  if (g.lease == lease) return false;
+  const used = usedOf(root, ch);
+  if (used == 0) return false;
+  const f = root.config.fleet;
+  const busy = now + (f === null ? 0 : u64(f.callTimeoutMs)) + 2 * u64(root.config.tickMs);
+  if (!changeGrant(root, ch.kind, ch.bucket, lease, 0, busy)) return false; // now under this lease: registers once
+  ch.reg = true;
+  ch.ret = false;
+  ch.lease = lease;
+  ch.delta = u32(used);
+  ch.attempts = 0;
+  ch.chainMs = now;
+  ch.token = post(root, "/v3/kv/txn", createIfAbsentRequest(etcdPrefix(root, ch) + hex16(lease), used.toString(),
+    lease.toString()));
+  ch.phase = ch.token == 0 ? IDLE : TXN;
+  if (ch.token == 0) ch.reg = false;
+  return true;
+}
+
+/** Tick: the watchdog, waits left pending, and returns of slots nobody used for a whole rebalance period. */
+export function limitsTick(root: Root, vm: FleetVm): void {
+  const f = root.config.fleet;
+  if (f === null) return;
+  const now = nowMs();
+  if (root.config.maxPerPod > 0 && root.pod.length > 0) chainOf(root, POD, 0);
+  const m = chainsOf(root);
+  const ks = m.keys();
+  for (let i = 0; i < ks.length; i++) {
+    const ch = m.get(ks[i]);
+    if (ch.phase != IDLE) {
+      // a chain whose answer never came (bounded wait)
+      if (now - ch.chainMs > u64(f.callTimeoutMs) * u64(2 * root.config.casMaxAttempts + 4)) finish(root, ch, V_FAILED);
+      else if (ch.phase == WAIT_LEASE && vm.phase != L_GRANT) { // the other VM's lease grant ended: look again
+        const l = needLease(root, vm);
+        if (l == LEASE_OK) { if (!sendRange(root, ch)) finish(root, ch, V_FAILED); }
+        else if (l == LEASE_FAILED) finish(root, ch, V_FAILED);
+      }
+      continue;
+    }
+    if (ch.waiting.length > 0) { // waiters left pending (V_PENDING): ask again
+      if (!startGrant(root, ch)) finish(root, ch, V_FAILED);
+      continue;
+    }
+    const lease = liveLease(root);
+    if (lease == 0) { ch.freeSince = 0; ch.dirty = false; continue; }
+    if (register(root, ch, lease, now)) continue;
+    const local = grantedNow(root, ch.kind, ch.bucket);
+    const used = usedOf(root, ch);
+    const r = returnSize(local, used, ch.scarce ? 0 : blockOf(root, ch.kind));
+    if (r == 0 && !ch.dirty && u64(local) <= used) { ch.freeSince = 0; continue; }
+    if (ch.freeSince == 0) { ch.freeSince = now; continue; }
+    if (now - ch.freeSince < u64(f.rebalanceMs)) continue;
+    ch.freeSince = 0;
+    if (r > 0 && !lowerLocal(root, ch, lease, r)) continue;
+    ch.ret = true;
+    ch.probe = r == 0 && !ch.dirty; // a few free slots kept: look once per period whether others need them
+    ch.delta = r;
+    ch.attempts = 0;
+    ch.chainMs = now;
+    if (!sendRange(root, ch)) { ch.ret = false; ch.dirty = true; }
+  }
+}
