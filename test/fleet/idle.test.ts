@@ -1,9 +1,8 @@
-// Fleet mode: a process that has not had a single upgrade holds no slots in etcd (docs/fleet.md §0: "a grant is
-// asked for only when an upgrade finds no free slot"). Found by test/fleet/clients.test.ts: every process with 2
-// worker VMs takes a block at start-up. The worker VM that sees another VM's lease grant pending goes to WAIT_LEASE;
-// at its next tick fleetTick() calls startChain(), which, the lease now live, sends the pod range and then the grant
-// txn, although no upgrade waits (vm.waiting is empty). Marked TODO until assembly/filter/fleet.ts is fixed: the
-// test runs and reports, and does not fail the suite.
+// Fleet mode: a process that has not had a single upgrade holds no slots in etcd (docs/fleet.md §0: grants are asked
+// for by waiting upgrades). Regression test: before the fleet increment 2 merge, every process with 2
+// worker VMs took a block at start-up (the VM left in WAIT_LEASE ran startChain at its next tick, which, the lease
+// then live, sent the pod range and a grant txn with no upgrade waiting); found by test/fleet/clients.test.ts, it made
+// failures.test.ts flaky on a loaded machine ("granted 6 + 0", "A takes the whole cap … 3 !== 6").
 //   node --import tsx --test --test-reporter=tap test/fleet/idle.test.ts
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -12,8 +11,6 @@ import { waitFor } from "../support/wait.ts";
 import { useEtcd, closeReplica, delay, etcdSlots, fleetConfig, startReplica, traps, type Replica } from "./support.ts";
 
 const gate = etcdGate();
-const BUG = "filter bug: an idle process with 2 worker VMs is granted a block at start-up (fleetTick WAIT_LEASE → " +
-  "startChain → range + txn with no waiting upgrade)";
 
 describe("fleet mode, an idle process [etcd]", () => {
   let etcd: Etcd | undefined;
@@ -21,7 +18,7 @@ describe("fleet mode, an idle process [etcd]", () => {
   const replicas: Replica[] = [];
   useEtcd(gate, replicas, (e, p) => { etcd = e; port = p; });
 
-  test("a process with no upgrade takes a lease but no slots", { skip: gate.skip, timeout: 30_000, todo: BUG }, async () => {
+  test("a process with no upgrade takes a lease but no slots", { skip: gate.skip, timeout: 30_000 }, async () => {
     assert.ok(etcd);
     const prefix = "/t-idle/";
     const a = startReplica("gw-a", port, fleetConfig(prefix, { max_connections_per_pod: 8 }, { block: 3, lease_ttl_seconds: 3 }));
