@@ -325,4 +325,27 @@ describe("filter plumbing with a scripted plugin", () => {
       await p2.close();
     }
   });
+
+  test("crash(): every socket reset, the listener gone, and no filter callback (a killed process ends nothing)", async () => {
+    plugin.script = {};
+    const extra = (await startPods(1))[0];
+    const p2 = await startProxy({ plugin, clusterOverrides: overrides([extra]), listenerPortOverride: 0, adminPortOverride: 0 });
+    try {
+      const o = await connectWs(p2.wsUrl("/ws"));
+      assert.equal(o.kind, "open");
+      if (o.kind !== "open") return;
+      const s = last();
+      const opsBefore = s.ops().length;
+      await p2.crash();
+      await waitClosed(o.ws);
+      await waitFor(() => extra.state().open === 0, { what: "the pod to see its socket go" });
+      assert.equal(s.ended, false, "the stream was not completed or reset: no on_log/on_done");
+      assert.equal(s.ops().length, opsBefore, "no filter callback after the crash");
+      const again = await connectWs(p2.wsUrl("/ws"), { timeoutMs: 1000 });
+      assert.equal(again.kind, "error", "the listener is gone");
+    } finally {
+      await p2.close();
+      await extra.kill();
+    }
+  });
 });

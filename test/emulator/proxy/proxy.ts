@@ -75,6 +75,10 @@ export interface RunningProxy {
   stepWallClock(ms: number): void;
   /** stops everything; rejects with HostDefectError (after the shutdown) if the module had a §13.1 defect */
   close(): Promise<void>;
+  /** test hook (fleet drills): the process is killed. The host stops first (no timer fires, no HTTP call is answered
+   *  or sent), then every downstream and upstream socket is destroyed with no filter callback (no on_done: nothing is
+   *  released, no etcd lease revoked), the listener and admin stop. Rejects like close() on a recorded defect. */
+  crash(): Promise<void>;
 }
 
 export class ProxyStartError extends Error {}
@@ -280,6 +284,22 @@ export async function startProxy(opts: ProxyOptions = {}): Promise<RunningProxy>
         agent.destroy();
         await Promise.all([closeServer(server), closeServer(admin)]);
         host?.close();
+      })();
+      return closing;
+    },
+    crash: () => {
+      closing ??= (async () => {
+        let defect: unknown;
+        try {
+          host?.close(); // timers and HTTP calls stop before the defect check can throw
+        } catch (e) {
+          defect = e;
+        }
+        for (const st of [...streams]) st.kill();
+        for (const s of openSockets) s.destroy();
+        agent.destroy();
+        await Promise.all([closeServer(server), closeServer(admin)]);
+        if (defect) throw defect;
       })();
       return closing;
     },

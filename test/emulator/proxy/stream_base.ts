@@ -172,6 +172,19 @@ export abstract class ProxyStreamBase {
     this.detach();
   }
 
+  /** The process was killed (RunningProxy.crash): both sockets destroyed, no filter callback at all (a dead process
+   *  runs no on_log/on_done, so the filter releases nothing). */
+  kill(): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.clearTimers();
+    if (this.ds.kind === "upgrade") this.ds.socket.destroy();
+    else this.ds.res.destroy();
+    this.upSocket?.destroy();
+    this.upstreamReq?.destroy();
+    this.detach();
+  }
+
   /** Proxy shutdown. */
   abort(): void {
     this.finish("proxy_shutdown", "local");
