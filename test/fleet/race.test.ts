@@ -2,7 +2,7 @@
 // real etcd. The global per-pod cap must never be exceeded: the test counts admitted-and-open connections over all
 // processes after every decision and compares with the cap, and checks that etcd never grants more than the cap.
 // Rounds use fresh key prefixes so that the grant race (not only local reuse) runs again and again; connections
-// close at random so that slots are reused. Runs for RACE_MS (default 45 s) and prints the numbers.
+// close at random so that slots are reused. Runs for RACE_MS (default 20 s) and prints the numbers.
 //   node --import tsx --test --test-reporter=tap test/fleet/race.test.ts
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
@@ -11,7 +11,7 @@ import { rng } from "../filter/support.ts";
 import { useEtcd, closeReplica, traps, etcdSlots, fleetConfig, startReplica, sum, upgrade, delay, type Replica, type Upgrade } from "./support.ts";
 
 const gate = etcdGate();
-const RACE_MS = Number(process.env.RACE_MS ?? 45_000);
+const RACE_MS = Number(process.env.RACE_MS ?? 20_000); // test/fleet/clients.test.ts races ≥ 10,000 real ws upgrades
 const T = { skip: gate.skip, timeout: RACE_MS + 60_000 };
 const CAP = 12;
 
@@ -76,7 +76,7 @@ describe("fleet mode, three processes racing [etcd]", () => {
       `etcd ${JSON.stringify(calls)} (keepalives included)`);
     assert.deepEqual(trapped.slice(0, 5), [], "no trap");
     assert.equal(over, 0, "over-admissions of the global cap");
-    assert.ok(upgrades > 500, `only ${upgrades} upgrades raced`);
+    assert.ok(upgrades > 300, `only ${upgrades} upgrades raced`);
     assert.ok(maxOpen === CAP, `the cap was reached (max open ${maxOpen})`);
     assert.ok((details.get("ws_governor_pod_full") ?? 0) > 0, "the fleet cap refused upgrades");
   });
