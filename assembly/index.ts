@@ -14,13 +14,20 @@ export { malloc, free } from "@solo-io/proxy-runtime/malloc";
 // lets the filter skip building debug lines Envoy would drop.
 export function proxy_abi_version_0_2_1(): void {}
 
+// Lazy stream contexts: Envoy calls proxy_on_context_create of a stream right before its first callback (from
+// decodeHeaders, or from the access log when the filter never saw headers, e.g. skipped by ExtensionWithMatcher;
+// envoy-host.md §2.3, §2.5 D), so only the id is noted here; a Stream exists only for a request with `upgrade`.
+// Any other stream gets Continue everywhere and nothing but map lookups at log/done/delete.
+let pendingId: u32 = 0;
+let pendingRoot: u32 = 0;
+
 export function proxy_on_context_create(id: u32, parent: u32): void {
   if (parent == 0) {
     if (!roots.has(id)) roots.set(id, new Root(id));
     return;
   }
-  if (!roots.has(parent)) return; // unknown root: ignore the stream (all its callbacks then Continue)
-  streams.set(id, new Stream(id, roots.get(parent)));
+  pendingId = id;
+  pendingRoot = parent;
 }
 
 export function proxy_on_vm_start(root: u32, size: u32): u32 {
@@ -41,10 +48,11 @@ export function proxy_on_tick(root: u32): void {
 }
 
 export function proxy_on_request_headers(id: u32, headers: u32, eos: u32): u32 {
-  if (!streams.has(id)) return CONTINUE;
-  const s = streams.get(id);
+  if (id != pendingId || !roots.has(pendingRoot)) return CONTINUE; // unknown root: ignore the stream
+  const s = new Stream(id, roots.get(pendingRoot));
   const r = s.onRequestHeaders();
   if (r == PLAIN) return serveEndpoint(s);
+  streams.set(id, s);
   if (FLEET) { if (r == FLEET_ADMIT) return fleetRequest(s) ? CONTINUE : STOP; }
   return r;
 }

@@ -2,12 +2,12 @@
 //   node --import tsx bench/run.ts            full run, prints the table
 //   node --import tsx bench/run.ts --write    also writes BENCHMARKS.md
 //   node --import tsx bench/run.ts --smoke    tiny counts (CI): checks the bench runs and prints; asserts no timing
-//   node --import tsx bench/run.ts --only P6  only the named parts (comma-separated: P1,P2,P3,P4,P5,P6,Race; no --write)
+//   node --import tsx bench/run.ts --only P0,P6  only the named parts (comma-separated: P0,P1,P2,P3,P4,P5,P6,Race; no --write)
 // Node/V8 emulator (test/emulator/host), not Envoy: absolute times include the JavaScript host; read the ratios.
 import { writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
-import { Arm, filterConfig } from "./lib/host.ts";
+import { Arm, filterConfig, PLAIN_REQ } from "./lib/host.ts";
 import { emptyWasm, filterWasm, fleetWasm, naiveWasm, sdkWasm, ROOT, FILTER_WASM } from "./lib/modules.ts";
 import { alternate, fmtInt, fmtNs, gc, machine, nsPer } from "./lib/measure.ts";
 import { CallbackCounter, CopyCounter, chunk } from "./lib/frames.ts";
@@ -58,6 +58,65 @@ if (want("P5")) {
   const gz = gzipSync(ours, { level: 9 }).length;
   report.le("P5", "release .wasm size", ours.length, 40_960, (v) => `${fmtInt(v)} B (${(v / 1024).toFixed(1)} KiB; gzip -9 ${fmtInt(gz)} B)`,
     "≤ 40 KB (40,960 B)", (d) => `${fmtInt(d)} B`);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// P0: plain requests (no `upgrade`, not an endpoint path). Arms: the filter unwrapped (every callback), the filter
+// wrapped in ExtensionWithMatcher + SkipFilter (what Envoy 1.30–1.36 still calls: create, log, done, delete;
+// docs/extension-matcher.md), the empty module with the same two call sequences.
+if (want("P0")) {
+  const cfg = filterConfig({ metrics_path: "/websocket/metrics", health_path: "/websocket/health" }); // endpoints on
+  const arms = {
+    unwrapped: new Arm("filter", ours, cfg, 1), empty: new Arm("empty", empty, "", 1),
+    wrapped: new Arm("filter", ours, cfg, 1), emptyWrapped: new Arm("empty", empty, "", 1),
+  };
+  for (const a of Object.values(arms)) a.rate = 0;
+  // the endpoints are still served (a sanity check, not a measurement)
+  const probe = arms.unwrapped.h.newStream(0, { id: 9, sourceAddress: "127.0.0.1:40000", destinationAddress: "127.0.0.1:8080", protocol: "HTTP/1.1" });
+  const pr = probe.decodeHeaders(PLAIN_REQ.map(([k, v]) => [k, k === ":path" ? "/websocket/health?probe=1" : v] as [string, string]), true);
+  if (pr.kind !== "localReply") throw new Error(`P0: /websocket/health not answered by the filter (${pr.kind})`);
+  probe.complete();
+  const count = (a: Arm, fn: () => void) => {
+    for (let i = 0; i < 10; i++) fn();
+    const hc = a.h.hostCalls(0);
+    hc.reset();
+    const reps = P.p2Reps;
+    for (let i = 0; i < reps; i++) fn();
+    return per(hc.all(), reps);
+  };
+  const cu = count(arms.unwrapped, () => { if (!arms.unwrapped.plain(0)) throw new Error("P0: plain request not continued"); });
+  const cw = count(arms.wrapped, () => arms.wrapped.skipped(0));
+  const cbOf = (fn: () => void) => {
+    const cb = new CallbackCounter();
+    cb.install();
+    try { for (let i = 0; i < 10; i++) fn(); } finally { cb.uninstall(); }
+    return cb.total / 10;
+  };
+  const cbu = cbOf(() => arms.unwrapped.plain(0)), cbw = cbOf(() => arms.wrapped.skipped(0));
+  const fns: Record<string, () => void> = {
+    unwrapped: () => { arms.unwrapped.plain(0); }, empty: () => { arms.empty.plain(0); },
+    wrapped: () => { arms.wrapped.skipped(0); }, emptyWrapped: () => { arms.emptyWrapped.skipped(0); },
+  };
+  for (const f of Object.values(fns)) { // JIT warm-up, bounded in count and time
+    const until = performance.now() + P.warmMs;
+    for (let i = 0; i < 200_000 && (i < 200 || performance.now() < until); i++) f();
+  }
+  gc();
+  const r = alternate(fns, P.rounds, P.batchMs, P.maxBatch, performance.now() + P.levelMs);
+  for (const a of Object.values(arms)) if (a.failed()) throw new Error(`${a.name}: a VM trapped during P0`);
+  const ratio = r.unwrapped.ns / r.empty.ns;
+  report.detail("P0 one plain request (GET, no upgrade, not an endpoint; 200 with a body) on worker 0; fastest of alternating batches",
+    ["arm", "Wasm callbacks", "host calls", "time", "vs empty module (same calls)"],
+    [["filter unwrapped", num(cbu), `${num(total(cu))} (${Object.entries(cu).map(([k, v]) => `${k} ${num(v)}`).join(", ") || "none"})`, fmtNs(r.unwrapped.ns), (r.unwrapped.ns / r.empty.ns).toFixed(2) + "×"],
+     ["empty module unwrapped", "–", "0", fmtNs(r.empty.ns), "1.00×"],
+     ["filter wrapped (SkipFilter: create, log, done, delete)", num(cbw), num(total(cw)), fmtNs(r.wrapped.ns), (r.wrapped.ns / r.emptyWrapped.ns).toFixed(2) + "×"],
+     ["empty module wrapped", "–", "0", fmtNs(r.emptyWrapped.ns), "1.00×"]]);
+  report.le("P0", "host calls per plain request, filter unwrapped", total(cu), 1,
+    (v) => `${num(v)}${total(cu) > 0 ? ` (${Object.keys(cu).join(", ")})` : ""}; wrapped: ${num(total(cw))}`, "≤ 1", (d) => `${num(d)} calls`);
+  report.le("P0", "plain request cost vs empty module, filter unwrapped", ratio, 1.3,
+    (v) => `${v.toFixed(2)}× (${fmtNs(r.unwrapped.ns)} vs ${fmtNs(r.empty.ns)}); wrapped: ${(r.wrapped.ns / r.emptyWrapped.ns).toFixed(2)}× the empty module's create/log/done/delete (${fmtNs(r.wrapped.ns)} vs ${fmtNs(r.emptyWrapped.ns)}), ${(r.wrapped.ns / r.unwrapped.ns * 100).toFixed(0)} % of unwrapped`,
+    "≤ 1.3×", (d) => `${d.toFixed(2)}×`);
+  say(`P0: unwrapped ${fmtNs(r.unwrapped.ns)} (${num(total(cu))} host calls), empty ${fmtNs(r.empty.ns)} → ${ratio.toFixed(2)}×; wrapped ${fmtNs(r.wrapped.ns)}, empty wrapped ${fmtNs(r.emptyWrapped.ns)}`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------

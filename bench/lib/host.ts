@@ -10,6 +10,14 @@ export const UPGRADE_RESP: HeaderList = [
   [":status", "101"], ["upgrade", "websocket"], ["connection", "Upgrade"],
   ["sec-websocket-accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="]];
 
+/** P0: a plain request (no `upgrade`, not an endpoint path) and its response. */
+export const PLAIN_REQ: HeaderList = [
+  [":authority", "shop.example.com"], [":path", "/api/items?page=2"], [":method", "GET"], [":scheme", "http"],
+  ["user-agent", "bench"], ["accept", "application/json"], ["x-request-id", "3f1c9a2e-5b7d-4e1f-9c2a-8d6b4f0e1a3c"]];
+export const PLAIN_RESP: HeaderList = [
+  [":status", "200"], ["content-type", "application/json"], ["content-length", "2"]];
+const PLAIN_BODY = new TextEncoder().encode("{}");
+
 export const CONN: DownstreamConnection = {
   id: 1, sourceAddress: "10.1.2.3:40000", destinationAddress: "10.0.0.2:8080", protocol: "HTTP/1.1",
 };
@@ -47,6 +55,27 @@ export class Arm {
     if (ok) s.encodeHeaders(UPGRADE_RESP, false);
     s.complete();
     return ok;
+  }
+
+  /** P0, filter not wrapped: one plain request/response (HTTP/1: headers with eos, 200, the body, then its end) */
+  plain(worker: number): boolean {
+    this.clock();
+    const s = this.h.newStream(worker, CONN);
+    const r = s.decodeHeaders(PLAIN_REQ, true);
+    if (r.kind === "continue") {
+      s.encodeHeaders(PLAIN_RESP, false);
+      s.encodeData(PLAIN_BODY, false);
+      s.encodeData(new Uint8Array(0), true);
+    }
+    s.complete();
+    return r.kind === "continue";
+  }
+
+  /** P0, filter wrapped in ExtensionWithMatcher + SkipFilter: Envoy 1.30–1.36 still creates the context and logs,
+   *  so the stream gets on_context_create (lazily, from the log), on_log, on_done, on_delete and nothing else */
+  skipped(worker: number): void {
+    this.clock();
+    this.h.newStream(worker, CONN).complete();
   }
 
   /** bring the live count of a worker to n (only grows), bounded by deadline; returns the live count reached */

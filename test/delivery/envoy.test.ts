@@ -75,10 +75,13 @@ for (const [file, mode] of [["envoy-gateway.yaml", "upstream"], ["envoy-sidecar.
     // Wasm filter first, router last
     const filters = h.http_filters as JsonObject[];
     assert.equal(filters.at(-1)?.name, "envoy.filters.http.router");
-    const wasm = filters.find((f) => at(f, "typed_config", "@type") === WASM_FILTER_TYPE);
-    assert.ok(wasm);
+    // wrapped in ExtensionWithMatcher + SkipFilter so plain requests skip it (docs/extension-matcher.md, issue 13 P0)
+    const wasm = filters.find((f) => at(f, "typed_config", "extension_config", "typed_config", "@type") === WASM_FILTER_TYPE);
+    assert.ok(wasm, "the Wasm filter inside an ExtensionWithMatcher");
     assert.equal(wasm.name, "ws_governor");
-    const config = at(wasm, "typed_config", "config") as JsonObject;
+    assert.equal(at(wasm, "typed_config", "@type"), "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher");
+    assert.ok(at(wasm, "typed_config", "xds_matcher", "matcher_list"), "xds_matcher");
+    const config = at(wasm, "typed_config", "extension_config", "typed_config", "config") as JsonObject;
     assert.equal(config.name, "ws_governor");
     assert.equal(config.root_id, "ws_governor");
     assert.equal(at(config, "vm_config", "vm_id"), "ws_governor");

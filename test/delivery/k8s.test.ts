@@ -282,7 +282,11 @@ test("delivery: WasmPlugins and EnvoyFilters follow the plugin's deployment cont
         assert.equal(patch.operation, "INSERT_BEFORE");
         assert.equal(JSON.stringify(match.listener).includes('"subFilter":{"name":"envoy.filters.http.router"}'), true, `${where}: before the router`);
         const value = patch.value as JsonObject;
-        const tc = value.typed_config as JsonObject;
+        // the Wasm filter wrapped in ExtensionWithMatcher + SkipFilter: plain requests skip it (docs/extension-matcher.md)
+        const outer = value.typed_config as JsonObject;
+        assert.equal(outer["@type"], "type.googleapis.com/envoy.extensions.common.matching.v3.ExtensionWithMatcher", where);
+        assert.ok(outer.xds_matcher, `${where}: xds_matcher`);
+        const tc = (outer.extension_config as JsonObject).typed_config as JsonObject;
         assert.equal(tc["@type"], WASM_FILTER_TYPE);
         const config = tc.config as JsonObject;
         assert.equal(config.root_id, "ws_governor");

@@ -83,8 +83,9 @@ function sidecarWithMtls(): { doc: any; plugin: Record<string, unknown> } {
       require_client_certificate: true,
     },
   };
-  const wasm = hcm.http_filters.find((f: any) => f.typed_config?.["@type"]?.endsWith("extensions.filters.http.wasm.v3.Wasm"));
-  const plugin = JSON.parse(wasm.typed_config.config.configuration.value);
+  const wasm = hcm.http_filters.map((f: any) => f.typed_config?.extension_config?.typed_config ?? f.typed_config) // wrapped or not
+    .find((tc: any) => tc?.["@type"]?.endsWith("extensions.filters.http.wasm.v3.Wasm"));
+  const plugin = JSON.parse(wasm.config.configuration.value);
   return { doc, plugin };
 }
 

@@ -50,10 +50,11 @@ type Doc = { static_resources: { listeners: Array<{ filter_chains: Array<{ filte
 function wrapped(xdsMatcher: object | undefined, edit: (ewm: Record<string, unknown>) => void = () => {}): Doc {
   const doc = parseYaml(readFileSync(DEFAULT_CONFIG_PATH, "utf8")) as Doc;
   const filters = doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters;
-  const wasm = filters[0];
+  const wasm = filters[0] as { typed_config: { extension_config?: { typed_config: unknown } } };
+  const inner = wasm.typed_config.extension_config?.typed_config ?? wasm.typed_config; // envoy.yaml ships it wrapped
   const ewm: Record<string, unknown> = {
     "@type": T_EWM,
-    extension_config: { name: "envoy.filters.http.wasm", typed_config: wasm.typed_config },
+    extension_config: { name: "envoy.filters.http.wasm", typed_config: inner },
   };
   if (xdsMatcher !== undefined) ewm.xds_matcher = xdsMatcher;
   edit(ewm);

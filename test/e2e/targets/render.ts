@@ -15,10 +15,13 @@ function hcmOf(doc: Obj): Obj {
   return doc.static_resources.listeners[0].filter_chains[0].filters[0].typed_config;
 }
 
+/** The Wasm filter's config, also inside an ExtensionWithMatcher wrapper (docs/extension-matcher.md). */
 function wasmOf(doc: Obj): Obj {
-  const f = hcmOf(doc).http_filters.find((x: Obj) => x.name === "envoy.filters.http.wasm");
-  if (!f) throw new Error("envoy/envoy.yaml has no envoy.filters.http.wasm filter");
-  return f.typed_config.config;
+  for (const x of hcmOf(doc).http_filters as Obj[]) {
+    const tc = x.typed_config?.extension_config?.typed_config ?? x.typed_config;
+    if (String(tc?.["@type"] ?? "").endsWith("extensions.filters.http.wasm.v3.Wasm")) return tc.config;
+  }
+  throw new Error("envoy/envoy.yaml has no Wasm HTTP filter");
 }
 
 /** The plugin configuration object in envoy/envoy.yaml. */

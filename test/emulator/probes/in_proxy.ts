@@ -13,10 +13,13 @@ export const PROP_PTR = 512; // (ptr,len) of property i at PROP_PTR + 8i
 
 type Doc = { static_resources: { listeners: Array<{ filter_chains: Array<Record<string, unknown> & { filters: Array<{ typed_config: Record<string, unknown> }> }> }> } };
 
-/** envoy/envoy.yaml as an object; `hcm` / `chain` edit the HCM typed_config and the filter chain */
+/** envoy/envoy.yaml as an object, its Wasm filter unwrapped from the ExtensionWithMatcher (a probe sees every
+ *  request, plain ones too); `hcm` / `chain` edit the HCM typed_config and the filter chain */
 export function bootstrap(edit: { hcm?: Record<string, unknown>; chain?: Record<string, unknown> } = {}): object {
   const doc = parseYaml(readFileSync(DEFAULT_CONFIG_PATH, "utf8")) as Doc;
   const chain = doc.static_resources.listeners[0].filter_chains[0];
+  const hcm = chain.filters[0].typed_config as { http_filters: Array<{ typed_config?: { extension_config?: object } }> };
+  hcm.http_filters = hcm.http_filters.map((f) => f.typed_config?.extension_config ?? f);
   Object.assign(chain.filters[0].typed_config, edit.hcm ?? {});
   Object.assign(chain, edit.chain ?? {});
   return doc;
