@@ -41,8 +41,10 @@ test("delivery: envoy/envoy-fleet.yaml loads the fleet module and names one of i
   const doc = parseYaml(readFileSync(join(ROOT, "envoy/envoy-fleet.yaml"), "utf8")) as JsonObject;
   const hcm = at(doc, "static_resources", "listeners", 0, "filter_chains", 0, "filters", 0, "typed_config");
   assert.equal(hcm.use_remote_address, true, "edge proxy, as envoy-gateway.yaml");
-  const wasm = (hcm.http_filters as JsonObject[]).find((f) => at(f, "typed_config", "@type") === WASM_FILTER_TYPE);
-  const config = at(wasm, "typed_config", "config");
+  // wrapped in ExtensionWithMatcher + SkipFilter like every bootstrap in envoy/ (docs/extension-matcher.md)
+  const wasm = (hcm.http_filters as JsonObject[]).find((f) =>
+    at(f, "typed_config", "extension_config", "typed_config", "@type") === WASM_FILTER_TYPE);
+  const config = at(wasm, "typed_config", "extension_config", "typed_config", "config");
   assert.equal(at(config, "vm_config", "code", "local", "filename"), "/etc/envoy/ws-governor-fleet.wasm");
   assert.equal(at(config, "vm_config", "vm_id"), "ws_governor");
   const plugin = JSON.parse(String(at(config, "configuration", "value"))) as JsonObject;
