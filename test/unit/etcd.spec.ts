@@ -8,10 +8,29 @@ describe("etcd JSON gateway requests", () => {
     expect(prefixEndB64("")).toBe("AA==");                  // "\0": every key
     expect(rangePrefixRequest("wsg/")).toBe("{\"key\":\"d3NnLw==\",\"range_end\":\"d3NnMA==\"}");
   });
-  it("a conditional put compares the range's mod revision with revision + 1 (LESS)", () => {
+  it("a conditional put compares the range's mod revision with revision + 1 (LESS); both branches read the range", () => {
     expect(putIfUnchangedRequest("a/", 41, "a/x", "3", "7587"))
       .toBe("{\"compare\":[{\"key\":\"YS8=\",\"range_end\":\"YTA=\",\"target\":\"MOD\",\"result\":\"LESS\",\"mod_revision\":\"42\"}]," +
-            "\"success\":[{\"request_put\":{\"key\":\"YS94\",\"value\":\"Mw==\",\"lease\":\"7587\"}}],\"failure\":[]}");
+            "\"success\":[{\"request_put\":{\"key\":\"YS94\",\"value\":\"Mw==\",\"lease\":\"7587\"}}," +
+            "{\"request_range\":{\"key\":\"YS8=\",\"range_end\":\"YTA=\"}}]," +
+            "\"failure\":[{\"request_range\":{\"key\":\"YS8=\",\"range_end\":\"YTA=\"}}]}");
+  });
+  it("a txn's answer gives the range read by one of its ops (at header.revision)", () => {
+    const r = parseReply("{\"header\":{\"revision\":\"12\"},\"responses\":[{\"response_range\":{\"header\":{\"revision\":\"12\"}," +
+      "\"kvs\":[{\"key\":\"YS94\",\"mod_revision\":\"11\",\"value\":\"Mw==\"}],\"count\":\"1\"}}]}");
+    expect(r.ok).toBe(true);
+    expect(r.succeeded).toBe(false);
+    expect(r.ranged).toBe(true);
+    expect(r.revision).toBe(12);
+    expect(r.kvs.length).toBe(1);
+    expect(r.kvs[0].key).toBe("a/x");
+    expect(r.kvs[0].value).toBe("3");
+    expect(r.kvs[0].modRevision).toBe(11);
+    const put = parseReply("{\"header\":{\"revision\":\"13\"},\"succeeded\":true,\"responses\":[{\"response_put\":" +
+      "{\"header\":{\"revision\":\"13\"}}},{\"response_range\":{\"header\":{\"revision\":\"13\"}}}]}");
+    expect(put.succeeded).toBe(true);
+    expect(put.ranged).toBe(true); // an empty range: no kvs
+    expect(put.kvs.length).toBe(0);
   });
   it("lease grant and keepalive carry int64s as strings", () => {
     expect(leaseGrantRequest(10)).toBe("{\"TTL\":\"10\"}");
