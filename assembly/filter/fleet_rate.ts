@@ -1,18 +1,461 @@
-// Fleet mode (fleet module only): the global rate limit across Envoy processes (docs/fleet.md §3.4). Placeholder:
-// every upgrade passes this stage (the per-process GCRA in stream.ts still applies).
-import { EtcdReply } from "../core/etcd";
+// Fleet mode (fleet module only): the global rate limit across Envoy processes (docs/fleet.md §3.4, leased tokens).
+// Each process spends tokens from a pool per rate bucket in shared data (core/fleet_rate.ts). An upgrade that finds
+// no token waits while its VM's chain claims a block from etcd: range read of <prefix>rate/<bucket>/, then a txn
+// that puts <holder>/<seq> = k under the process's current rate lease if the range did not change (sum + k ≤
+// requests). A block may be spent for h seconds from the claim's send; its key lives at least W + h after its
+// creation (the rate lease's TTL), so over any window W at most `requests` tokens are spent fleet-wide.
+// A fresh snapshot without room refuses with 429 (Retry-After: until the oldest key's lease expires).
+// The per-process GCRA (stream.ts checkRate) still runs before this stage, for smoothing.
+import { S, Reason } from "../core/stats";
+import { ST_OK } from "../core/store";
+import { FailureMode } from "../core/config";
+import { bucketOf, rateLeaseKey, clockKey, ratePoolKey } from "../core/ledger";
+import { EtcdReply, rangePrefixRequest, leaseGrantRequest, leaseKeepaliveRequest } from "../core/etcd";
+import { hex16 } from "../core/fleet";
+import { RateLease, Block, Clock, RateRange, decodeRateLease, encodeRateLease, decodeClock, encodeClock, decodePool,
+         encodePool, rateLeaseTtl, elapsedMs, clockTick, poolSweep, poolTake,
+         poolSpent, poolAdd, sumRateRange, claimSize, claimRequest, parseU64, RL_NONE, RL_PENDING, RL_LIVE } from "../core/fleet_rate";
+import { nowMs } from "../host/abi";
 import { Root } from "./root";
-import { Stream } from "./stream";
-import { PASS } from "./fleet_wait";
+import { Stream, streams, rate } from "./stream";
+import { keyValue } from "./keys";
+import { PASS, WAIT, DONE, V_NONE, V_GRANTED, V_FULL, V_FAILED, ST_RATE, wake } from "./fleet_wait";
+import { vmOf, post, liveLease, needLease, LEASE_OK, LEASE_FAILED, L_IDLE } from "./fleet_lease";
 
-/** The global rate stage of an upgrade: PASS, WAIT (queued; woken through fleet_wait.ts) or DONE (refused). */
-export function rateStage(s: Stream): i32 {
-  return PASS;
+const IDLE: i32 = 0;
+const WAIT_LEASE: i32 = 1;  // waiting for the process's lease (its id names the holder)
+const WAIT_RLEASE: i32 = 2; // waiting for a rate lease (this VM's grant or another VM's)
+const RANGE: i32 = 3;
+const TXN: i32 = 4;
+const TTLQ: i32 = 5;        // no room: asking how long the oldest key lives (Retry-After)
+
+/** One VM's claim chain for one rate bucket. */
+class RateChain {
+  bucket: u32;
+  phase: i32 = IDLE;
+  token: u32 = 0;
+  attempts: u32 = 0;
+  chainMs: u64 = 0;
+  holder: u64 = 0;
+  rlease: u64 = 0;
+  k: u32 = 0;
+  sendWall: u64 = 0;
+  sendTicks: u64 = 0;
+  fullUntil: u64 = 0;   // a refusal seen this recently refuses without a new read
+  retryS: u64 = 1;
+  waiting: Array<u32> = new Array<u32>(0);
+  range: RateRange = new RateRange();
+  constructor(bucket: u32) { this.bucket = bucket; }
 }
 
-/** A call answer for this VM's rate chain. False: not one of its tokens. */
-export function rateAnswer(root: Root, token: u32, status: u32, rep: EtcdReply): bool {
+/** One VM's rate state. */
+class RateVm {
+  token: u32 = 0;       // this VM's /v3/lease/grant for a rate lease
+  sentMs: u64 = 0;
+  seq: u32 = 0;
+  lastClaimMs: u64 = 0;
+  chains: Map<u32, RateChain> = new Map<u32, RateChain>();
+  keys: Map<u32, string> = new Map<u32, string>(); // waiting stream → its rate key
+}
+
+// The per-VM table, created on first use and kept for the module's life. Held as a retained pointer, not as a typed
+// global: the local module compiles this file's globals, and a global of a new managed type would bring that type's
+// visitor functions into it (the local module must not grow).
+let tablePtr: usize = 0;
+function rvOf(root: Root): RateVm {
+  if (tablePtr == 0) tablePtr = __retain(changetype<usize>(new Map<u32, RateVm>()));
+  const t = changetype<Map<u32, RateVm>>(tablePtr);
+  if (!t.has(root.id)) t.set(root.id, new RateVm());
+  return t.get(root.id);
+}
+function chainOf(rv: RateVm, b: u32): RateChain {
+  if (!rv.chains.has(b)) rv.chains.set(b, new RateChain(b));
+  return rv.chains.get(b);
+}
+
+function horizonMs(root: Root): u64 {
+  const f = root.config.fleet;
+  return f === null ? 0 : u64(f.rateHorizonSeconds) * 1000;
+}
+function etcdPrefix(root: Root, b: u32): string {
+  const f = root.config.fleet;
+  let p = "";
+  if (f !== null) p = f.prefix;
+  return p + "rate/" + b.toString() + "/";
+}
+
+// ---- shared data -------------------------------------------------------------------------------------------------
+
+let lastCas: u32 = 0;
+
+/** The process's tick count (core/fleet_rate.ts Clock). */
+function procTicks(root: Root): u64 {
+  const store = root.store;
+  let c: Clock | null = null;
+  if (store.get(clockKey(root.config.keyPrefix)) == ST_OK) c = decodeClock(store.valuePtr, store.valueLen);
+  lastCas = store.cas;
+  store.done();
+  return c === null ? 0 : c.ticks;
+}
+
+function readLease(root: Root): RateLease {
+  const store = root.store;
+  let r: RateLease | null = null;
+  if (store.get(rateLeaseKey(root.config.keyPrefix)) == ST_OK) r = decodeRateLease(store.valuePtr, store.valueLen);
+  lastCas = store.cas;
+  store.done();
+  if (r === null) { root.metrics.inc(S.Corrupt); return new RateLease(); }
+  return r;
+}
+function writeLease(root: Root, r: RateLease, cas: u32): bool {
+  return root.store.set(rateLeaseKey(root.config.keyPrefix), encodeRateLease(r), cas) == ST_OK;
+}
+
+function readPool(root: Root, b: u32): Array<Block> {
+  const store = root.store;
+  let p: Array<Block> | null = null;
+  if (store.get(ratePoolKey(root.config.keyPrefix, b)) == ST_OK) p = decodePool(store.valuePtr, store.valueLen);
+  lastCas = store.cas;
+  store.done();
+  if (p === null) { root.metrics.inc(S.Corrupt); return new Array<Block>(0); } // overwritten by the next change
+  return p;
+}
+
+/** Drops expired blocks and, with `take`, takes one token (CAS). With `add`, adds a confirmed claim instead. */
+function changePool(root: Root, b: u32, take: bool, add: Block | null): bool {
+  const tickMs = root.config.tickMs;
+  const h = horizonMs(root);
+  for (let i: u32 = 0; i < 2 * root.config.casMaxAttempts; i++) {
+    const ticks = procTicks(root);
+    const blocks = readPool(root, b);
+    const cas = lastCas;
+    let expired = poolSweep(blocks, nowMs(), ticks, tickMs, h);
+    let done = false;
+    if (add !== null) { expired += poolAdd(blocks, add); done = true; }
+    else if (take) done = poolTake(blocks);
+    if (expired == 0 && !done) return false;
+    if (root.store.set(ratePoolKey(root.config.keyPrefix, b), encodePool(blocks), cas) == ST_OK) {
+      if (expired > 0) root.metrics.inc(S.FleetRateExpired, i64(expired));
+      return done;
+    }
+  }
   return false;
 }
 
-export function rateTick(root: Root): void {}
+// ---- the stage ---------------------------------------------------------------------------------------------------
+
+/** The global rate stage of an upgrade: PASS, WAIT (queued; woken through fleet_wait.ts) or DONE (refused). */
+export function rateStage(s: Stream): i32 {
+  const root = s.root;
+  const cfg = root.config;
+  const rl = cfg.rateLimit;
+  const f = cfg.fleet;
+  if (rl === null || f === null) return PASS;
+  const rv = rvOf(root);
+  const v = s.fleetVerdict;
+  s.fleetVerdict = V_NONE;
+  let key = "";
+  if (rv.keys.has(s.id)) { key = rv.keys.get(s.id); rv.keys.delete(s.id); }
+  else key = keyValue(rl.key, root.rateMetaPath);
+  const b = root.rateBuckets > 1 ? bucketOf(key, root.rateBuckets) : 0;
+  if (v == V_FAILED) return failed(s, key);
+  if (changePool(root, b, true, null)) { s.fleetSince = 0; return PASS; }
+  const ch = chainOf(rv, b);
+  const now = nowMs();
+  if (v == V_FULL || ch.fullUntil > now) return refuse(s, key, ch.retryS);
+  if (s.fleetSince == 0) { s.fleetSince = now; root.metrics.inc(S.FleetWaits); }
+  else if (now - s.fleetSince > 4 * u64(f.callTimeoutMs)) { // bounded wait: others took the claimed tokens
+    s.fleetSince = 0;
+    return s.contention(key, "") ? PASS : DONE;
+  }
+  ch.waiting.push(s.id);
+  rv.keys.set(s.id, key);
+  if (ch.phase != IDLE) return WAIT;
+  ch.attempts = 0;
+  ch.chainMs = now;
+  if (proceed(root, rv, ch)) return WAIT;
+  ch.waiting.pop(); // nothing was sent: decide now
+  rv.keys.delete(s.id);
+  return failed(s, key);
+}
+
+function refuse(s: Stream, key: string, retryS: u64): i32 {
+  s.fleetSince = 0;
+  rate.retryAfterUs = retryS * 1000000;
+  return s.reject(Reason.Rate, key, "") ? DONE : PASS;
+}
+
+/** etcd could not help: failure_mode (open: admit, within the per-process GCRA that ran before; counted). */
+function failed(s: Stream, key: string): i32 {
+  const root = s.root;
+  s.fleetSince = 0;
+  if (root.config.failureMode == FailureMode.Open) {
+    root.metrics.inc(S.FleetOpenAdmits);
+    return PASS;
+  }
+  root.metrics.inc(S.FleetUnavailable);
+  return s.reject(Reason.Contention, key, "") ? DONE : PASS;
+}
+
+// ---- the chain ---------------------------------------------------------------------------------------------------
+
+const RL_OK: i32 = 1;
+const RL_WAIT: i32 = 0;
+const RL_FAILED: i32 = -1;
+let rlId: u64 = 0;
+
+/** The process's rate lease usable for a claim sent now (granted by a call sent less than h ago): RL_OK (in rlId),
+ *  RL_WAIT (a grant is in flight) or RL_FAILED. Claims the record and asks etcd for a new one when needed. */
+function rateLease(root: Root, rv: RateVm): i32 {
+  const f = root.config.fleet;
+  if (f === null) return RL_FAILED;
+  const tickMs = root.config.tickMs;
+  const settle = u64(f.callTimeoutMs) + 2 * u64(tickMs); // a grant's answer is due by then
+  for (let i = 0; i < 4; i++) {
+    const ticks = procTicks(root);
+    const r = readLease(root);
+    const cas = lastCas;
+    const now = nowMs();
+    const age = elapsedMs(now, ticks, r.sendWall, r.sendTicks, tickMs);
+    if (r.state == RL_LIVE && age < horizonMs(root)) { rlId = r.id; return RL_OK; }
+    if (r.state == RL_LIVE && r.aheadWall != 0 && elapsedMs(now, ticks, r.aheadWall, r.aheadTicks, tickMs) < settle) return RL_WAIT;
+    if (r.state == RL_PENDING && age < settle) return RL_WAIT;
+    if (rv.token != 0) return RL_WAIT;
+    const n = new RateLease();
+    n.state = RL_PENDING;
+    n.owner = root.vm;
+    n.sendWall = now;
+    n.sendTicks = ticks;
+    if (!writeLease(root, n, cas)) continue;
+    if (sendGrant(root, rv, now)) return RL_WAIT;
+    settleLease(root, rv, 0);
+    return RL_FAILED;
+  }
+  return RL_FAILED;
+}
+
+function sendGrant(root: Root, rv: RateVm, now: u64): bool {
+  const f = root.config.fleet;
+  const rl = root.config.rateLimit;
+  if (f === null || rl === null) return false;
+  rv.sentMs = now;
+  rv.token = post(root, "/v3/lease/grant", leaseGrantRequest(u32(rateLeaseTtl(rl.windowMs, f.rateHorizonSeconds, f.callTimeoutMs))));
+  return rv.token != 0;
+}
+
+/** Ends this VM's rate lease grant (a first one or one ahead): live with `id`, or not (id 0). */
+function settleLease(root: Root, rv: RateVm, id: u64): void {
+  for (let i = 0; i < 4; i++) {
+    const r = readLease(root);
+    if (r.owner != root.vm) return;
+    if (r.state == RL_PENDING && r.sendWall == rv.sentMs) {
+      if (id == 0) r.state = RL_NONE;
+      else { r.state = RL_LIVE; r.id = id; }
+    } else if (r.state == RL_LIVE && r.aheadWall != 0 && r.aheadWall == rv.sentMs) {
+      if (id != 0) { r.id = id; r.sendWall = r.aheadWall; r.sendTicks = r.aheadTicks; }
+      r.aheadWall = 0;
+      r.aheadTicks = 0;
+    } else return;
+    if (writeLease(root, r, lastCas)) return;
+  }
+}
+
+/** Next step of a chain (its start, or after a wait or a conflict): false when nothing could be sent. */
+function proceed(root: Root, rv: RateVm, ch: RateChain): bool {
+  const l = needLease(root, vmOf(root));
+  if (l == LEASE_FAILED) { ch.phase = IDLE; return false; }
+  if (l != LEASE_OK) { ch.phase = WAIT_LEASE; return true; }
+  ch.holder = liveLease(root);
+  const r = rateLease(root, rv);
+  if (ch.holder == 0 || r == RL_FAILED) { ch.phase = IDLE; return false; }
+  if (r == RL_WAIT) { ch.phase = WAIT_RLEASE; return true; }
+  ch.rlease = rlId;
+  ch.token = post(root, "/v3/kv/range", rangePrefixRequest(etcdPrefix(root, ch.bucket)));
+  ch.phase = ch.token == 0 ? IDLE : RANGE;
+  return ch.token != 0;
+}
+
+/** Ends a chain: wakes the streams still waiting in the rate stage with `verdict`. */
+function finish(root: Root, rv: RateVm, ch: RateChain, verdict: u8): void {
+  ch.phase = IDLE;
+  ch.token = 0;
+  if (verdict == V_FULL) ch.fullUntil = nowMs() + 1000;
+  const todo = ch.waiting;
+  ch.waiting = new Array<u32>(0);
+  for (let i = 0; i < todo.length; i++) {
+    const id = todo[i];
+    let woke = false;
+    if (streams.has(id)) {
+      const s = streams.get(id);
+      if (s.fleetSince != 0 && s.fleetStage == ST_RATE) { wake(s, verdict); woke = true; }
+    }
+    if (!woke) rv.keys.delete(id); // ended or decided meanwhile
+  }
+}
+
+/** The process lease became live or could not be had: chains waiting for it go on. */
+export function rateLeaseSettled(root: Root, how: i32): void {
+  const rv = rvOf(root);
+  const ks = rv.chains.keys();
+  for (let i = 0; i < ks.length; i++) {
+    const ch = rv.chains.get(ks[i]);
+    if (ch.phase != WAIT_LEASE) continue;
+    if (how != LEASE_OK || !proceed(root, rv, ch)) finish(root, rv, ch, V_FAILED);
+  }
+}
+
+/** A call answer for this VM's rate chains or rate lease grant. False: not one of its tokens. */
+export function rateAnswer(root: Root, token: u32, status: u32, rep: EtcdReply): bool {
+  if (root.config.rateLimit === null) return false;
+  const rv = rvOf(root);
+  const ok = status == 200 && rep.ok;
+  if (token == rv.token) {
+    rv.token = 0;
+    const rl = root.config.rateLimit;
+    const f = root.config.fleet;
+    let id: u64 = 0;
+    if (ok && rl !== null && f !== null &&
+        rep.ttl >= i64(rateLeaseTtl(rl.windowMs, f.rateHorizonSeconds, f.callTimeoutMs))) id = parseU64(rep.leaseId);
+    if (id == 0) root.metrics.inc(S.FleetFailures);
+    settleLease(root, rv, id);
+    const ks = rv.chains.keys();
+    for (let i = 0; i < ks.length; i++) {
+      const ch = rv.chains.get(ks[i]);
+      if (ch.phase != WAIT_RLEASE) continue;
+      if (id == 0 || !proceed(root, rv, ch)) finish(root, rv, ch, V_FAILED);
+    }
+    return true;
+  }
+  const ks = rv.chains.keys();
+  for (let i = 0; i < ks.length; i++) {
+    const ch = rv.chains.get(ks[i]);
+    if (ch.token != token || ch.phase < RANGE) continue;
+    ch.token = 0;
+    if (!ok && ch.phase != TTLQ) root.metrics.inc(S.FleetFailures);
+    if (ch.phase == RANGE) {
+      if (ok) onRange(root, rv, ch, rep);
+      else finish(root, rv, ch, V_FAILED);
+    } else if (ch.phase == TTLQ) {
+      if (ok && rep.ttl > 0) ch.retryS = u64(rep.ttl);
+      finish(root, rv, ch, V_FULL);
+    } else if (status == 404) { // the rate lease is gone (revoked?): nothing was applied; a new one, bounded
+      settleGone(root, ch.rlease);
+      retry(root, rv, ch);
+    } else if (!ok) finish(root, rv, ch, V_FAILED);
+    else if (!rep.succeeded) retry(root, rv, ch); // the range changed since the snapshot: read again (bounded)
+    else {
+      // etcd holds the claim: only now may the process spend it (from the claim's send on, for h)
+      const blk = new Block();
+      blk.sendWall = ch.sendWall;
+      blk.sendTicks = ch.sendTicks;
+      blk.k = ch.k;
+      blk.left = ch.k;
+      root.metrics.inc(S.FleetRateClaims);
+      root.metrics.inc(S.FleetRateTokens, i64(ch.k));
+      rv.lastClaimMs = nowMs();
+      finish(root, rv, ch, changePool(root, ch.bucket, false, blk) ? V_GRANTED : V_FAILED);
+    }
+    return true;
+  }
+  return false;
+}
+
+function retry(root: Root, rv: RateVm, ch: RateChain): void {
+  ch.attempts++;
+  if (ch.attempts >= root.config.casMaxAttempts || !proceed(root, rv, ch)) finish(root, rv, ch, V_FAILED);
+}
+
+/** etcd no longer has rate lease `id`: the record forgets it (the next claim asks for a new one). */
+function settleGone(root: Root, id: u64): void {
+  for (let i = 0; i < 4; i++) {
+    const r = readLease(root);
+    if (r.state != RL_LIVE || r.id != id) return;
+    if (writeLease(root, new RateLease(), lastCas)) return;
+  }
+}
+
+function onRange(root: Root, rv: RateVm, ch: RateChain, rep: EtcdReply): void {
+  const rl = root.config.rateLimit;
+  const f = root.config.fleet;
+  if (rl === null || f === null) { finish(root, rv, ch, V_FAILED); return; }
+  const prefix = etcdPrefix(root, ch.bucket);
+  const me = hex16(ch.holder);
+  const rr = ch.range;
+  sumRateRange(rep.kvs, prefix, me, rl.requests, rr);
+  if (rr.bad > 0) root.metrics.inc(S.Corrupt, i64(rr.bad));
+  const demand = poolSpent(readPool(root, ch.bucket)) + u32(ch.waiting.length);
+  const k = claimSize(demand, rr.holders, rl.requests, rr.sum);
+  if (k == 0) { // a fresh snapshot without room: refuse; Retry-After = until the oldest key's lease expires
+    ch.retryS = u64(f.rateHorizonSeconds);
+    if (rr.oldestLease.length > 0) {
+      ch.token = post(root, "/v3/lease/timetolive", leaseKeepaliveRequest(rr.oldestLease)); // same body: {"ID"}
+      if (ch.token != 0) { ch.phase = TTLQ; return; }
+    }
+    finish(root, rv, ch, V_FULL);
+    return;
+  }
+  // the claim must be sent while the rate lease is within its horizon (time passed during the read)
+  const r = rateLease(root, rv);
+  if (r == RL_WAIT) { ch.phase = WAIT_RLEASE; return; }
+  if (r == RL_FAILED) { finish(root, rv, ch, V_FAILED); return; }
+  ch.rlease = rlId;
+  ch.k = k;
+  const now = nowMs();
+  const key = prefix + me + "/" + root.vm.toString() + "." + now.toString() + "." + (rv.seq++).toString();
+  ch.sendTicks = procTicks(root);
+  ch.sendWall = now;
+  ch.token = post(root, "/v3/kv/txn", claimRequest(prefix, rep.revision, key, k.toString(), ch.rlease.toString()));
+  ch.phase = ch.token == 0 ? IDLE : TXN;
+  if (ch.token == 0) finish(root, rv, ch, V_FAILED);
+}
+
+/** Tick: the process clock, the chains' watchdog and waits, expired tokens, and a rate lease granted ahead while the
+ *  process claims (so that a claim rarely waits for one). */
+export function rateTick(root: Root): void {
+  const f = root.config.fleet;
+  const rl = root.config.rateLimit;
+  if (f === null || rl === null) return;
+  const tickMs = root.config.tickMs;
+  for (let i = 0; i < 4; i++) { // the process's tick clock
+    const store = root.store;
+    let c: Clock | null = null;
+    if (store.get(clockKey(root.config.keyPrefix)) == ST_OK) c = decodeClock(store.valuePtr, store.valueLen);
+    const cas = store.cas;
+    store.done();
+    if (c === null) c = new Clock();
+    if (!clockTick(c, nowMs(), tickMs)) break;
+    if (store.set(clockKey(root.config.keyPrefix), encodeClock(c), cas) == ST_OK) break;
+  }
+  const rv = rvOf(root);
+  const now = nowMs();
+  if (rv.token != 0 && now - rv.sentMs > 2 * u64(f.callTimeoutMs) + u64(tickMs)) rv.token = 0; // never answered
+  const ks = rv.chains.keys();
+  for (let i = 0; i < ks.length; i++) {
+    const ch = rv.chains.get(ks[i]);
+    if (ch.phase == IDLE) {
+      changePool(root, ch.bucket, false, null); // count tokens that expired unspent
+      continue;
+    }
+    if (now - ch.chainMs > u64(f.callTimeoutMs) * u64(2 * root.config.casMaxAttempts + 4)) finish(root, rv, ch, V_FAILED);
+    else if (ch.phase == WAIT_LEASE || ch.phase == WAIT_RLEASE) {
+      if (ch.phase == WAIT_LEASE && vmOf(root).phase != L_IDLE) continue; // this VM's lease grant is in flight
+      if (!proceed(root, rv, ch)) finish(root, rv, ch, V_FAILED);
+    }
+  }
+  // grant the next rate lease ahead when this VM claimed within the last window and the current one is aging
+  if (rv.token != 0 || rv.lastClaimMs == 0 || now - rv.lastClaimMs > rl.windowMs) return;
+  const ticks = procTicks(root);
+  const r = readLease(root);
+  const cas = lastCas;
+  if (r.state != RL_LIVE) return;
+  const h = horizonMs(root);
+  let ahead = u64(f.callTimeoutMs) + 2 * u64(tickMs);
+  if (ahead > h / 2) ahead = h / 2;
+  if (elapsedMs(now, ticks, r.sendWall, r.sendTicks, tickMs) + ahead < h) return;
+  if (r.aheadWall != 0 && elapsedMs(now, ticks, r.aheadWall, r.aheadTicks, tickMs) < ahead + u64(tickMs)) return;
+  r.owner = root.vm;
+  r.aheadWall = now;
+  r.aheadTicks = ticks;
+  if (!writeLease(root, r, cas)) return;
+  if (!sendGrant(root, rv, now)) settleLease(root, rv, 0);
+}

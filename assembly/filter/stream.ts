@@ -27,7 +27,8 @@ export const PLAIN: u32 = 0xffff;
 /** onRequestHeaders, fleet module: the local checks passed; the global ones run in fleet_admit.ts (the dispatcher routes). */
 export const FLEET_ADMIT: u32 = 0xfffe;
 
-const rate = new RateDecision();
+/** The last rate decision (its retryAfterUs makes the Retry-After of a 429; fleet_rate.ts sets it too). */
+export const rate = new RateDecision();
 
 /** Live stream contexts by id (the dispatcher's table; frames.ts looks up streams in a close handshake here). */
 export const streams = new Map<u32, Stream>();
