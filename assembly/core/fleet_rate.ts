@@ -74,19 +74,16 @@ export const RL_NONE: u8 = 0;
 export const RL_PENDING: u8 = 1; // VM `owner` sent /v3/lease/grant at (sendWall, sendTicks)
 export const RL_LIVE: u8 = 2;    // lease `id`, granted by a call sent at (sendWall, sendTicks)
 
-/** The process's current rate lease. While it is live, VM `owner` may be granting the next one ahead, sent at
- *  (aheadWall, aheadTicks) (0: none); the current one stays usable meanwhile. */
+/** The process's current rate lease (granted by VM `owner`). */
 export class RateLease {
   state: u8 = RL_NONE;
   owner: u32 = 0;
   id: u64 = 0;
   sendWall: u64 = 0;
   sendTicks: u64 = 0;
-  aheadWall: u64 = 0;
-  aheadTicks: u64 = 0;
 }
 
-const RLEASE_BYTES: i32 = 48;
+const RLEASE_BYTES: i32 = 32;
 
 export function decodeRateLease(p: usize, len: i32): RateLease | null {
   const r = new RateLease();
@@ -97,8 +94,6 @@ export function decodeRateLease(p: usize, len: i32): RateLease | null {
   r.id = load<u64>(p, 8);
   r.sendWall = load<u64>(p, 16);
   r.sendTicks = load<u64>(p, 24);
-  r.aheadWall = load<u64>(p, 32);
-  r.aheadTicks = load<u64>(p, 40);
   return r;
 }
 
@@ -110,8 +105,6 @@ export function encodeRateLease(r: RateLease): ArrayBuffer {
   store<u64>(p, r.id, 8);
   store<u64>(p, r.sendWall, 16);
   store<u64>(p, r.sendTicks, 24);
-  store<u64>(p, r.aheadWall, 32);
-  store<u64>(p, r.aheadTicks, 40);
   return b;
 }
 

@@ -20,7 +20,7 @@ import { Root } from "./root";
 import { Stream, streams, rate } from "./stream";
 import { keyValue } from "./keys";
 import { PASS, WAIT, DONE, V_NONE, V_GRANTED, V_FULL, V_FAILED, ST_RATE, wake } from "./fleet_wait";
-import { vmOf, post, liveLease, needLease, LEASE_OK, LEASE_FAILED, L_IDLE } from "./fleet_lease";
+import { vmOf, post, liveLease, needLease, LEASE_OK, LEASE_FAILED, L_GRANT } from "./fleet_lease";
 
 const IDLE: i32 = 0;
 const WAIT_LEASE: i32 = 1;  // waiting for the process's lease (its id names the holder)
@@ -50,27 +50,33 @@ class RateChain {
 
 /** One VM's rate state. */
 class RateVm {
+  id: u32 = 0;          // the root context's id
   token: u32 = 0;       // this VM's /v3/lease/grant for a rate lease
   sentMs: u64 = 0;
   seq: u32 = 0;
-  lastClaimMs: u64 = 0;
-  chains: Map<u32, RateChain> = new Map<u32, RateChain>();
-  keys: Map<u32, string> = new Map<u32, string>(); // waiting stream → its rate key
+  chains: Array<RateChain> = new Array<RateChain>(0); // the buckets this VM claimed for (few: searched in order)
 }
 
-// The per-VM table, created on first use and kept for the module's life. Held as a retained pointer, not as a typed
-// global: the local module compiles this file's globals, and a global of a new managed type would bring that type's
-// visitor functions into it (the local module must not grow).
+// The per-VM table (one entry per root context), created on first use and kept for the module's life. Held as a
+// retained pointer, not as a typed global: the local module compiles this file's globals, and a global of a new
+// managed type would bring that type's visitor functions into it (the local module must not grow). Arrays searched
+// in order, not Maps: few entries, and each Map instance costs the fleet module ~1 KB.
 let tablePtr: usize = 0;
 function rvOf(root: Root): RateVm {
-  if (tablePtr == 0) tablePtr = __retain(changetype<usize>(new Map<u32, RateVm>()));
-  const t = changetype<Map<u32, RateVm>>(tablePtr);
-  if (!t.has(root.id)) t.set(root.id, new RateVm());
-  return t.get(root.id);
+  if (tablePtr == 0) tablePtr = __retain(changetype<usize>(new Array<RateVm>(0)));
+  const t = changetype<Array<RateVm>>(tablePtr);
+  for (let i = 0; i < t.length; i++) if (t[i].id == root.id) return t[i];
+  const rv = new RateVm();
+  rv.id = root.id;
+  t.push(rv);
+  return rv;
 }
 function chainOf(rv: RateVm, b: u32): RateChain {
-  if (!rv.chains.has(b)) rv.chains.set(b, new RateChain(b));
-  return rv.chains.get(b);
+  const cs = rv.chains;
+  for (let i = 0; i < cs.length; i++) if (cs[i].bucket == b) return cs[i];
+  const ch = new RateChain(b);
+  cs.push(ch);
+  return ch;
 }
 
 function horizonMs(root: Root): u64 {
@@ -154,47 +160,58 @@ export function rateStage(s: Stream): i32 {
   const rv = rvOf(root);
   const v = s.fleetVerdict;
   s.fleetVerdict = V_NONE;
-  let key = "";
-  if (rv.keys.has(s.id)) { key = rv.keys.get(s.id); rv.keys.delete(s.id); }
-  else key = keyValue(rl.key, root.rateMetaPath);
-  const b = root.rateBuckets > 1 ? bucketOf(key, root.rateBuckets) : 0;
-  if (v == V_FAILED) return failed(s, key);
-  if (changePool(root, b, true, null)) { s.fleetSince = 0; return PASS; }
+  // The bucket, from the request's key at the first pass, waits in the high half of fleetBucket (the client
+  // bucket, < 65536, is in the low half; the high half is cleared when this stage ends).
+  let b = s.fleetBucket >> 16;
+  if (v == V_NONE) {
+    b = root.rateBuckets > 1 ? bucketOf(keyValue(rl.key, root.rateMetaPath), root.rateBuckets) : 0;
+    s.fleetBucket = (s.fleetBucket & 0xffff) | (b << 16);
+  }
+  if (v == V_FAILED) return failed(s);
+  if (changePool(root, b, true, null)) return leave(s, PASS);
   const ch = chainOf(rv, b);
   const now = nowMs();
-  if (v == V_FULL || ch.fullUntil > now) return refuse(s, key, ch.retryS);
+  if (v == V_FULL || ch.fullUntil > now) return refuse(s, ch.retryS);
   if (s.fleetSince == 0) { s.fleetSince = now; root.metrics.inc(S.FleetWaits); }
   else if (now - s.fleetSince > 4 * u64(f.callTimeoutMs)) { // bounded wait: others took the claimed tokens
-    s.fleetSince = 0;
-    return s.contention(key, "") ? PASS : DONE;
+    return leave(s, s.contention(rateKeyOf(s), "") ? PASS : DONE);
   }
   ch.waiting.push(s.id);
-  rv.keys.set(s.id, key);
   if (ch.phase != IDLE) return WAIT;
   ch.attempts = 0;
   ch.chainMs = now;
   if (proceed(root, rv, ch)) return WAIT;
   ch.waiting.pop(); // nothing was sent: decide now
-  rv.keys.delete(s.id);
-  return failed(s, key);
+  return failed(s);
 }
 
-function refuse(s: Stream, key: string, retryS: u64): i32 {
+/** The request's rate key (for the rejection line). */
+function rateKeyOf(s: Stream): string {
+  const rl = s.root.config.rateLimit;
+  if (rl === null) return "";
+  return keyValue(rl.key, s.root.rateMetaPath);
+}
+
+function leave(s: Stream, r: i32): i32 {
   s.fleetSince = 0;
+  s.fleetBucket &= 0xffff;
+  return r;
+}
+
+function refuse(s: Stream, retryS: u64): i32 {
   rate.retryAfterUs = retryS * 1000000;
-  return s.reject(Reason.Rate, key, "") ? DONE : PASS;
+  return leave(s, s.reject(Reason.Rate, rateKeyOf(s), "") ? DONE : PASS);
 }
 
 /** etcd could not help: failure_mode (open: admit, within the per-process GCRA that ran before; counted). */
-function failed(s: Stream, key: string): i32 {
+function failed(s: Stream): i32 {
   const root = s.root;
-  s.fleetSince = 0;
   if (root.config.failureMode == FailureMode.Open) {
     root.metrics.inc(S.FleetOpenAdmits);
-    return PASS;
+    return leave(s, PASS);
   }
   root.metrics.inc(S.FleetUnavailable);
-  return s.reject(Reason.Contention, key, "") ? DONE : PASS;
+  return leave(s, s.reject(Reason.Contention, rateKeyOf(s), "") ? DONE : PASS);
 }
 
 // ---- the chain ---------------------------------------------------------------------------------------------------
@@ -218,7 +235,6 @@ function rateLease(root: Root, rv: RateVm): i32 {
     const now = nowMs();
     const age = elapsedMs(now, ticks, r.sendWall, r.sendTicks, tickMs);
     if (r.state == RL_LIVE && age < horizonMs(root)) { rlId = r.id; return RL_OK; }
-    if (r.state == RL_LIVE && r.aheadWall != 0 && elapsedMs(now, ticks, r.aheadWall, r.aheadTicks, tickMs) < settle) return RL_WAIT;
     if (r.state == RL_PENDING && age < settle) return RL_WAIT;
     if (rv.token != 0) return RL_WAIT;
     const n = new RateLease();
@@ -243,19 +259,13 @@ function sendGrant(root: Root, rv: RateVm, now: u64): bool {
   return rv.token != 0;
 }
 
-/** Ends this VM's rate lease grant (a first one or one ahead): live with `id`, or not (id 0). */
+/** Ends this VM's rate lease grant: live with `id`, or back to none (id 0). */
 function settleLease(root: Root, rv: RateVm, id: u64): void {
   for (let i = 0; i < 4; i++) {
     const r = readLease(root);
-    if (r.owner != root.vm) return;
-    if (r.state == RL_PENDING && r.sendWall == rv.sentMs) {
-      if (id == 0) r.state = RL_NONE;
-      else { r.state = RL_LIVE; r.id = id; }
-    } else if (r.state == RL_LIVE && r.aheadWall != 0 && r.aheadWall == rv.sentMs) {
-      if (id != 0) { r.id = id; r.sendWall = r.aheadWall; r.sendTicks = r.aheadTicks; }
-      r.aheadWall = 0;
-      r.aheadTicks = 0;
-    } else return;
+    if (r.owner != root.vm || r.state != RL_PENDING || r.sendWall != rv.sentMs) return;
+    if (id == 0) r.state = RL_NONE;
+    else { r.state = RL_LIVE; r.id = id; }
     if (writeLease(root, r, lastCas)) return;
   }
 }
@@ -284,21 +294,18 @@ function finish(root: Root, rv: RateVm, ch: RateChain, verdict: u8): void {
   ch.waiting = new Array<u32>(0);
   for (let i = 0; i < todo.length; i++) {
     const id = todo[i];
-    let woke = false;
-    if (streams.has(id)) {
-      const s = streams.get(id);
-      if (s.fleetSince != 0 && s.fleetStage == ST_RATE) { wake(s, verdict); woke = true; }
-    }
-    if (!woke) rv.keys.delete(id); // ended or decided meanwhile
+    if (!streams.has(id)) continue; // ended while waiting
+    const s = streams.get(id);
+    if (s.fleetSince != 0 && s.fleetStage == ST_RATE) wake(s, verdict);
   }
 }
 
 /** The process lease became live or could not be had: chains waiting for it go on. */
 export function rateLeaseSettled(root: Root, how: i32): void {
   const rv = rvOf(root);
-  const ks = rv.chains.keys();
-  for (let i = 0; i < ks.length; i++) {
-    const ch = rv.chains.get(ks[i]);
+  const cs = rv.chains;
+  for (let i = 0; i < cs.length; i++) {
+    const ch = cs[i];
     if (ch.phase != WAIT_LEASE) continue;
     if (how != LEASE_OK || !proceed(root, rv, ch)) finish(root, rv, ch, V_FAILED);
   }
@@ -318,17 +325,17 @@ export function rateAnswer(root: Root, token: u32, status: u32, rep: EtcdReply):
         rep.ttl >= i64(rateLeaseTtl(rl.windowMs, f.rateHorizonSeconds, f.callTimeoutMs))) id = parseU64(rep.leaseId);
     if (id == 0) root.metrics.inc(S.FleetFailures);
     settleLease(root, rv, id);
-    const ks = rv.chains.keys();
-    for (let i = 0; i < ks.length; i++) {
-      const ch = rv.chains.get(ks[i]);
+    const cs = rv.chains;
+    for (let i = 0; i < cs.length; i++) {
+      const ch = cs[i];
       if (ch.phase != WAIT_RLEASE) continue;
       if (id == 0 || !proceed(root, rv, ch)) finish(root, rv, ch, V_FAILED);
     }
     return true;
   }
-  const ks = rv.chains.keys();
-  for (let i = 0; i < ks.length; i++) {
-    const ch = rv.chains.get(ks[i]);
+  const cs = rv.chains;
+  for (let i = 0; i < cs.length; i++) {
+    const ch = cs[i];
     if (ch.token != token || ch.phase < RANGE) continue;
     ch.token = 0;
     if (!ok && ch.phase != TTLQ) root.metrics.inc(S.FleetFailures);
@@ -352,7 +359,6 @@ export function rateAnswer(root: Root, token: u32, status: u32, rep: EtcdReply):
       blk.left = ch.k;
       root.metrics.inc(S.FleetRateClaims);
       root.metrics.inc(S.FleetRateTokens, i64(ch.k));
-      rv.lastClaimMs = nowMs();
       finish(root, rv, ch, changePool(root, ch.bucket, false, blk) ? V_GRANTED : V_FAILED);
     }
     return true;
@@ -409,8 +415,7 @@ function onRange(root: Root, rv: RateVm, ch: RateChain, rep: EtcdReply): void {
   if (ch.token == 0) finish(root, rv, ch, V_FAILED);
 }
 
-/** Tick: the process clock, the chains' watchdog and waits, expired tokens, and a rate lease granted ahead while the
- *  process claims (so that a claim rarely waits for one). */
+/** Tick: the process clock, the chains' watchdog and waits, expired tokens. */
 export function rateTick(root: Root): void {
   const f = root.config.fleet;
   const rl = root.config.rateLimit;
@@ -429,33 +434,17 @@ export function rateTick(root: Root): void {
   const rv = rvOf(root);
   const now = nowMs();
   if (rv.token != 0 && now - rv.sentMs > 2 * u64(f.callTimeoutMs) + u64(tickMs)) rv.token = 0; // never answered
-  const ks = rv.chains.keys();
-  for (let i = 0; i < ks.length; i++) {
-    const ch = rv.chains.get(ks[i]);
+  const cs = rv.chains;
+  for (let i = 0; i < cs.length; i++) {
+    const ch = cs[i];
     if (ch.phase == IDLE) {
       changePool(root, ch.bucket, false, null); // count tokens that expired unspent
       continue;
     }
     if (now - ch.chainMs > u64(f.callTimeoutMs) * u64(2 * root.config.casMaxAttempts + 4)) finish(root, rv, ch, V_FAILED);
     else if (ch.phase == WAIT_LEASE || ch.phase == WAIT_RLEASE) {
-      if (ch.phase == WAIT_LEASE && vmOf(root).phase != L_IDLE) continue; // this VM's lease grant is in flight
+      if (ch.phase == WAIT_LEASE && vmOf(root).phase == L_GRANT) continue; // this VM's lease grant is in flight
       if (!proceed(root, rv, ch)) finish(root, rv, ch, V_FAILED);
     }
   }
-  // grant the next rate lease ahead when this VM claimed within the last window and the current one is aging
-  if (rv.token != 0 || rv.lastClaimMs == 0 || now - rv.lastClaimMs > rl.windowMs) return;
-  const ticks = procTicks(root);
-  const r = readLease(root);
-  const cas = lastCas;
-  if (r.state != RL_LIVE) return;
-  const h = horizonMs(root);
-  let ahead = u64(f.callTimeoutMs) + 2 * u64(tickMs);
-  if (ahead > h / 2) ahead = h / 2;
-  if (elapsedMs(now, ticks, r.sendWall, r.sendTicks, tickMs) + ahead < h) return;
-  if (r.aheadWall != 0 && elapsedMs(now, ticks, r.aheadWall, r.aheadTicks, tickMs) < ahead + u64(tickMs)) return;
-  r.owner = root.vm;
-  r.aheadWall = now;
-  r.aheadTicks = ticks;
-  if (!writeLease(root, r, cas)) return;
-  if (!sendGrant(root, rv, now)) settleLease(root, rv, 0);
 }

@@ -59,8 +59,6 @@ describe("fleet rate: records", () => {
     r.id = 0x7fffffffffffffff;
     r.sendWall = 1700000000000;
     r.sendTicks = 42;
-    r.aheadWall = 1700000000500;
-    r.aheadTicks = 47;
     const b = encodeRateLease(r);
     const d = decodeRateLease(changetype<usize>(b), b.byteLength)!;
     expect(d.state).toBe(RL_LIVE);
@@ -68,8 +66,6 @@ describe("fleet rate: records", () => {
     expect(d.id).toBe(0x7fffffffffffffff);
     expect(d.sendWall).toBe(1700000000000);
     expect(d.sendTicks).toBe(42);
-    expect(d.aheadWall).toBe(1700000000500);
-    expect(d.aheadTicks).toBe(47);
     expect(decodeRateLease(0, 0)!.state).toBe(RL_NONE);
     store<u8>(changetype<usize>(b), 9, 3);
     expect(decodeRateLease(changetype<usize>(b), b.byteLength)).toBeNull();
