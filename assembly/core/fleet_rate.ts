@@ -110,90 +110,115 @@ export function encodeRateLease(r: RateLease): ArrayBuffer {
 
 // ---- a bucket's token pool ---------------------------------------------------------------------------------------
 
-/** One claim etcd confirmed: k tokens, `left` unspent, spendable until h after (sendWall, sendTicks). */
-export class Block {
-  sendWall: u64 = 0;
-  sendTicks: u64 = 0;
-  k: u32 = 0;
-  left: u32 = 0;
-}
+// A pool is raw bytes, worked on in place (no object per block: the fleet module has a size budget): an 8-byte header
+// (magic, version, kind, block count n) and n blocks of 24 bytes, oldest first: the claim's send (wall ms u64, process
+// ticks u64), k u32 tokens claimed, left u32 unspent. A block is one claim etcd confirmed, spendable until h after
+// its send. Spent blocks stay until they expire: they measure the recent demand.
 
-/** At most this many blocks are kept; spent blocks stay until they expire (they measure the recent demand). */
+/** At most this many blocks are kept. */
 export const MAX_BLOCKS: i32 = 16;
+const BLOCK: i32 = 24;
 
-export function decodePool(p: usize, len: i32): Array<Block> | null {
-  const out = new Array<Block>(0);
-  if (len == 0) return out;
-  if (len < 8 || load<u8>(p) != MAGIC || load<u8>(p, 1) != 1 || load<u8>(p, 2) != KIND_POOL) return null;
+/** Blocks in a pool value; 0 for zero bytes (provisioned), -1 when malformed. */
+export function poolCount(p: usize, len: i32): i32 {
+  if (len == 0) return 0;
+  if (len < 8 || load<u8>(p) != MAGIC || load<u8>(p, 1) != 1 || load<u8>(p, 2) != KIND_POOL) return -1;
   const n = i32(load<u8>(p, 3));
-  if (n > MAX_BLOCKS || len != 8 + 24 * n) return null;
+  if (n > MAX_BLOCKS || len != 8 + BLOCK * n) return -1;
   for (let i = 0; i < n; i++) {
-    const q = p + 8 + usize(24 * i);
-    const b = new Block();
-    b.sendWall = load<u64>(q);
-    b.sendTicks = load<u64>(q, 8);
-    b.k = load<u32>(q, 16);
-    b.left = load<u32>(q, 20);
-    if (b.left > b.k) return null;
-    out.push(b);
+    const q = p + 8 + usize(BLOCK * i);
+    if (load<u32>(q, 20) > load<u32>(q, 16)) return -1;
   }
-  return out;
+  return n;
 }
 
-export function encodePool(blocks: Array<Block>): ArrayBuffer {
-  const n = blocks.length;
-  const buf = new ArrayBuffer(8 + 24 * n);
-  const p = changetype<usize>(buf);
-  header(p, KIND_POOL, u8(n));
-  for (let i = 0; i < n; i++) {
-    const q = p + 8 + usize(24 * i);
-    const b = blocks[i];
-    store<u64>(q, b.sendWall);
-    store<u64>(q, b.sendTicks, 8);
-    store<u32>(q, b.k, 16);
-    store<u32>(q, b.left, 20);
-  }
-  return buf;
+/** A pool to work on: a copy of `n` blocks at `p` (n ≤ 0: empty) with room for one more. */
+export function poolCopy(p: usize, n: i32): ArrayBuffer {
+  const b = new ArrayBuffer(8 + BLOCK * (MAX_BLOCKS + 1));
+  const q = changetype<usize>(b);
+  if (n > 0) memory.copy(q + 8, p + 8, usize(BLOCK * n));
+  store<u8>(q, MAGIC); store<u8>(q, 1, 1); store<u8>(q, KIND_POOL, 2); store<u8>(q, u8(n > 0 ? n : 0), 3);
+  return b;
 }
 
-/** Drops the blocks whose horizon passed; returns their unspent tokens (expired unused). */
-export function poolSweep(blocks: Array<Block>, wall: u64, ticks: u64, tickMs: u32, horizonMs: u64): u32 {
+/** The pool's value as stored (exactly its blocks). */
+export function poolBytes(pool: ArrayBuffer): ArrayBuffer {
+  const p = changetype<usize>(pool);
+  const len = 8 + BLOCK * i32(load<u8>(p, 3));
+  const b = new ArrayBuffer(len);
+  memory.copy(changetype<usize>(b), p, usize(len));
+  return b;
+}
+
+function blockAt(pool: ArrayBuffer, i: i32): usize { return changetype<usize>(pool) + 8 + usize(BLOCK * i); }
+export function poolLength(pool: ArrayBuffer): i32 { return i32(load<u8>(changetype<usize>(pool), 3)); }
+
+/** Drops the oldest `m` blocks. */
+function dropFirst(pool: ArrayBuffer, m: i32): void {
+  const n = poolLength(pool);
+  memory.copy(blockAt(pool, 0), blockAt(pool, m), usize(BLOCK * (n - m)));
+  store<u8>(changetype<usize>(pool), u8(n - m), 3);
+}
+
+/** Drops the blocks whose horizon passed (anywhere: answers of two VMs' claims may come in either order); returns
+ *  their unspent tokens (expired unused). */
+export function poolSweep(pool: ArrayBuffer, wall: u64, ticks: u64, tickMs: u32, horizonMs: u64): u32 {
+  const n = poolLength(pool);
   let expired: u32 = 0;
-  let i = 0;
-  while (i < blocks.length) {
-    const b = blocks[i];
-    if (elapsedMs(wall, ticks, b.sendWall, b.sendTicks, tickMs) >= horizonMs) {
-      expired += b.left;
-      blocks.splice(i, 1);
-    } else i++;
+  let j = 0;
+  for (let i = 0; i < n; i++) {
+    const q = blockAt(pool, i);
+    if (elapsedMs(wall, ticks, load<u64>(q), load<u64>(q, 8), tickMs) >= horizonMs) {
+      expired += load<u32>(q, 20);
+      continue;
+    }
+    if (j != i) memory.copy(blockAt(pool, j), q, usize(BLOCK));
+    j++;
   }
+  store<u8>(changetype<usize>(pool), u8(j), 3);
   return expired;
 }
 
 /** Takes one token from the oldest block that has one. */
-export function poolTake(blocks: Array<Block>): bool {
-  for (let i = 0; i < blocks.length; i++) {
-    const b = blocks[i];
-    if (b.left > 0) { b.left--; return true; }
+export function poolTake(pool: ArrayBuffer): bool {
+  const n = poolLength(pool);
+  for (let i = 0; i < n; i++) {
+    const q = blockAt(pool, i);
+    const left = load<u32>(q, 20);
+    if (left > 0) { store<u32>(q, left - 1, 20); return true; }
   }
   return false;
 }
 
 /** Tokens spent from the blocks still in their horizon: the process's demand over about the last h seconds. */
-export function poolSpent(blocks: Array<Block>): u32 {
-  let n: u32 = 0;
-  for (let i = 0; i < blocks.length; i++) n += blocks[i].k - blocks[i].left;
-  return n;
+export function poolSpent(pool: ArrayBuffer): u32 {
+  const n = poolLength(pool);
+  let s: u32 = 0;
+  for (let i = 0; i < n; i++) {
+    const q = blockAt(pool, i);
+    s += load<u32>(q, 16) - load<u32>(q, 20);
+  }
+  return s;
 }
 
-/** Adds a confirmed claim. When the pool is full the oldest block goes (its unspent tokens are returned as expired). */
-export function poolAdd(blocks: Array<Block>, b: Block): u32 {
+/** Unspent tokens of block i (tests and stats). */
+export function poolLeft(pool: ArrayBuffer, i: i32): u32 { return load<u32>(blockAt(pool, i), 20); }
+
+/** Adds a confirmed claim of k tokens sent at (wall, ticks). When the pool is full the oldest block goes (its unspent
+ *  tokens are returned as expired). */
+export function poolAdd(pool: ArrayBuffer, wall: u64, ticks: u64, k: u32): u32 {
   let expired: u32 = 0;
-  while (blocks.length >= MAX_BLOCKS) {
-    expired += blocks[0].left;
-    blocks.splice(0, 1);
+  if (poolLength(pool) >= MAX_BLOCKS) {
+    expired = load<u32>(blockAt(pool, 0), 20);
+    dropFirst(pool, 1);
   }
-  blocks.push(b);
+  const n = poolLength(pool);
+  const q = blockAt(pool, n);
+  store<u64>(q, wall);
+  store<u64>(q, ticks, 8);
+  store<u32>(q, k, 16);
+  store<u32>(q, k, 20);
+  store<u8>(changetype<usize>(pool), u8(n + 1), 3);
   return expired;
 }
 

@@ -12,9 +12,8 @@ import { FailureMode } from "../core/config";
 import { bucketOf, rateLeaseKey, clockKey, ratePoolKey } from "../core/ledger";
 import { EtcdReply, rangePrefixRequest, leaseGrantRequest, leaseKeepaliveRequest } from "../core/etcd";
 import { hex16 } from "../core/fleet";
-import { RateLease, Block, Clock, RateRange, decodeRateLease, encodeRateLease, decodeClock, encodeClock, decodePool,
-         encodePool, rateLeaseTtl, elapsedMs, clockTick, poolSweep, poolTake,
-         poolSpent, poolAdd, sumRateRange, claimSize, claimRequest, parseU64, RL_NONE, RL_PENDING, RL_LIVE } from "../core/fleet_rate";
+import { RateLease, Clock, RateRange, decodeRateLease, encodeRateLease, decodeClock, encodeClock, poolCount, poolCopy,
+         poolBytes, rateLeaseTtl, elapsedMs, clockTick, poolSweep, poolTake, poolSpent, poolAdd, sumRateRange, claimSize, claimRequest, parseU64, RL_NONE, RL_PENDING, RL_LIVE } from "../core/fleet_rate";
 import { nowMs } from "../host/abi";
 import { Root } from "./root";
 import { Stream, streams, rate } from "./stream";
@@ -117,30 +116,31 @@ function writeLease(root: Root, r: RateLease, cas: u32): bool {
   return root.store.set(rateLeaseKey(root.config.keyPrefix), encodeRateLease(r), cas) == ST_OK;
 }
 
-function readPool(root: Root, b: u32): Array<Block> {
+function readPool(root: Root, b: u32): ArrayBuffer {
   const store = root.store;
-  let p: Array<Block> | null = null;
-  if (store.get(ratePoolKey(root.config.keyPrefix, b)) == ST_OK) p = decodePool(store.valuePtr, store.valueLen);
+  let n = -1;
+  if (store.get(ratePoolKey(root.config.keyPrefix, b)) == ST_OK) n = poolCount(store.valuePtr, store.valueLen);
+  if (n < 0) root.metrics.inc(S.Corrupt); // malformed: empty, overwritten by the next change
+  const pool = poolCopy(store.valuePtr, n);
   lastCas = store.cas;
   store.done();
-  if (p === null) { root.metrics.inc(S.Corrupt); return new Array<Block>(0); } // overwritten by the next change
-  return p;
+  return pool;
 }
 
-/** Drops expired blocks and, with `take`, takes one token (CAS). With `add`, adds a confirmed claim instead. */
-function changePool(root: Root, b: u32, take: bool, add: Block | null): bool {
+/** Drops expired blocks and, with `take`, takes one token (CAS). With `k` > 0, adds the confirmed claim of `ch`. */
+function changePool(root: Root, b: u32, take: bool, ch: RateChain | null): bool {
   const tickMs = root.config.tickMs;
   const h = horizonMs(root);
   for (let i: u32 = 0; i < 2 * root.config.casMaxAttempts; i++) {
     const ticks = procTicks(root);
-    const blocks = readPool(root, b);
+    const pool = readPool(root, b);
     const cas = lastCas;
-    let expired = poolSweep(blocks, nowMs(), ticks, tickMs, h);
+    let expired = poolSweep(pool, nowMs(), ticks, tickMs, h);
     let done = false;
-    if (add !== null) { expired += poolAdd(blocks, add); done = true; }
-    else if (take) done = poolTake(blocks);
+    if (ch !== null) { expired += poolAdd(pool, ch.sendWall, ch.sendTicks, ch.k); done = true; }
+    else if (take) done = poolTake(pool);
     if (expired == 0 && !done) return false;
-    if (root.store.set(ratePoolKey(root.config.keyPrefix, b), encodePool(blocks), cas) == ST_OK) {
+    if (root.store.set(ratePoolKey(root.config.keyPrefix, b), poolBytes(pool), cas) == ST_OK) {
       if (expired > 0) root.metrics.inc(S.FleetRateExpired, i64(expired));
       return done;
     }
@@ -352,14 +352,9 @@ export function rateAnswer(root: Root, token: u32, status: u32, rep: EtcdReply):
     else if (!rep.succeeded) retry(root, rv, ch); // the range changed since the snapshot: read again (bounded)
     else {
       // etcd holds the claim: only now may the process spend it (from the claim's send on, for h)
-      const blk = new Block();
-      blk.sendWall = ch.sendWall;
-      blk.sendTicks = ch.sendTicks;
-      blk.k = ch.k;
-      blk.left = ch.k;
       root.metrics.inc(S.FleetRateClaims);
       root.metrics.inc(S.FleetRateTokens, i64(ch.k));
-      finish(root, rv, ch, changePool(root, ch.bucket, false, blk) ? V_GRANTED : V_FAILED);
+      finish(root, rv, ch, changePool(root, ch.bucket, false, ch) ? V_GRANTED : V_FAILED);
     }
     return true;
   }

@@ -1,7 +1,7 @@
 import {
-  Block, Clock, RateLease, RateRange, decodeClock, encodeClock, decodeRateLease, encodeRateLease, decodePool, encodePool,
-  rateLeaseTtl, elapsedMs, clockTick, poolSweep, poolTake, poolSpent, poolAdd, sumRateRange, claimSize, claimRequest,
-  parseU64, MAX_BLOCKS, RL_LIVE, RL_NONE,
+  Clock, RateLease, RateRange, decodeClock, encodeClock, decodeRateLease, encodeRateLease, poolCount, poolCopy, poolBytes,
+  poolLength, poolLeft, rateLeaseTtl, elapsedMs, clockTick, poolSweep, poolTake, poolSpent, poolAdd, sumRateRange,
+  claimSize, claimRequest, parseU64, MAX_BLOCKS, RL_LIVE, RL_NONE,
 } from "../../assembly/core/fleet_rate";
 import { EtcdKv } from "../../assembly/core/etcd";
 
@@ -14,13 +14,16 @@ function kv(key: string, value: string, rev: i64, lease: string): EtcdKv {
   return k;
 }
 
-function block(wall: u64, ticks: u64, k: u32, left: u32): Block {
-  const b = new Block();
-  b.sendWall = wall;
-  b.sendTicks = ticks;
-  b.k = k;
-  b.left = left;
-  return b;
+function pool(): ArrayBuffer {
+  return poolCopy(0, 0);
+}
+
+/** The pool as stored and read back (a round trip through its bytes). */
+function reread(p: ArrayBuffer): ArrayBuffer {
+  const b = poolBytes(p);
+  const n = poolCount(changetype<usize>(b), b.byteLength);
+  expect(n).toBe(poolLength(p));
+  return poolCopy(changetype<usize>(b), n);
 }
 
 describe("fleet rate: time", () => {
@@ -70,43 +73,60 @@ describe("fleet rate: records", () => {
     store<u8>(changetype<usize>(b), 9, 3);
     expect(decodeRateLease(changetype<usize>(b), b.byteLength)).toBeNull();
   });
-  it("a pool round-trips; malformed (left > k, wrong length) is null", () => {
-    const p = [block(1000, 1, 4, 2), block(2000, 11, 3, 3)];
-    const b = encodePool(p);
-    const d = decodePool(changetype<usize>(b), b.byteLength)!;
-    expect(d.length).toBe(2);
-    expect(d[1].sendWall).toBe(2000);
-    expect(d[1].sendTicks).toBe(11);
-    expect(d[0].k).toBe(4);
-    expect(d[0].left).toBe(2);
-    expect(decodePool(0, 0)!.length).toBe(0);
-    expect(decodePool(changetype<usize>(b), b.byteLength - 1)).toBeNull();
+  it("a pool round-trips through its bytes; malformed (left > k, wrong length) is -1; zero bytes are empty", () => {
+    const p = pool();
+    poolAdd(p, 1000, 1, 4);
+    poolAdd(p, 2000, 11, 3);
+    poolTake(p);
+    poolTake(p);
+    const b = poolBytes(p);
+    expect(b.byteLength).toBe(8 + 2 * 24);
+    expect(poolCount(changetype<usize>(b), b.byteLength)).toBe(2);
+    const d = reread(p);
+    expect(poolLeft(d, 0)).toBe(2);
+    expect(poolLeft(d, 1)).toBe(3);
+    expect(poolCount(0, 0)).toBe(0);
+    expect(poolCount(changetype<usize>(b), b.byteLength - 1)).toBe(-1);
     store<u32>(changetype<usize>(b) + 8, 9, 20); // left 9 > k 4
-    expect(decodePool(changetype<usize>(b), b.byteLength)).toBeNull();
+    expect(poolCount(changetype<usize>(b), b.byteLength)).toBe(-1);
   });
 });
 
 describe("fleet rate: the token pool", () => {
   it("tokens are spent oldest block first and expire unspent h after the claim's send", () => {
-    const p = [block(1000, 10, 2, 1), block(1500, 15, 2, 2)];
+    const p = pool();
+    poolAdd(p, 1000, 10, 2);
+    poolAdd(p, 1500, 15, 2);
     expect(poolTake(p)).toBe(true);
-    expect(p[0].left).toBe(0);
     expect(poolTake(p)).toBe(true);
-    expect(p[1].left).toBe(1);
+    expect(poolLeft(p, 0)).toBe(0);
+    expect(poolTake(p)).toBe(true);
+    expect(poolLeft(p, 1)).toBe(1);
     expect(poolSpent(p)).toBe(3);
     expect(poolSweep(p, 1999, 19, 100, 1000)).toBe(0);   // 999 ms after the first send
     expect(poolSweep(p, 2000, 19, 100, 1000)).toBe(0);   // the first block goes (spent): nothing expired unused
-    expect(p.length).toBe(1);
+    expect(poolLength(p)).toBe(1);
     expect(poolSweep(p, 1600, 25, 100, 1000)).toBe(1);   // wall stepped back, but 10 ticks passed: the rest expires
-    expect(p.length).toBe(0);
+    expect(poolLength(p)).toBe(0);
     expect(poolTake(p)).toBe(false);
   });
+  it("an expired block behind a younger one goes too (claims of two VMs confirmed out of order)", () => {
+    const p = pool();
+    poolAdd(p, 1500, 15, 1); // confirmed first, sent later
+    poolAdd(p, 1000, 10, 3);
+    expect(poolSweep(p, 2100, 21, 100, 1000)).toBe(3);
+    expect(poolLength(p)).toBe(1);
+    expect(poolLeft(p, 0)).toBe(1);
+  });
   it("a full pool drops its oldest block to take a new claim (unspent tokens count as expired)", () => {
-    const p = new Array<Block>(0);
-    for (let i = 0; i < MAX_BLOCKS; i++) poolAdd(p, block(u64(i), 0, 2, 1));
-    expect(poolAdd(p, block(99, 0, 5, 5))).toBe(1);
-    expect(p.length).toBe(MAX_BLOCKS);
-    expect(p[MAX_BLOCKS - 1].k).toBe(5);
+    const p = pool();
+    for (let i = 0; i < MAX_BLOCKS; i++) poolAdd(p, u64(i), 0, 2);
+    expect(poolTake(p)).toBe(true); // from the oldest block: 1 left there
+    expect(poolAdd(p, 99, 0, 5)).toBe(1);
+    expect(poolLength(p)).toBe(MAX_BLOCKS);
+    expect(poolLeft(p, MAX_BLOCKS - 1)).toBe(5);
+    expect(poolLeft(p, 0)).toBe(2);
+    expect(poolLength(reread(p))).toBe(MAX_BLOCKS);
   });
 });
 
