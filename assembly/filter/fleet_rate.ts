@@ -7,19 +7,19 @@
 // A fresh snapshot without room refuses with 429 (Retry-After: until the oldest key's lease expires).
 // The per-process GCRA (stream.ts checkRate) still runs before this stage, for smoothing.
 import { S, Reason } from "../core/stats";
-import { ST_OK } from "../core/store";
 import { FailureMode } from "../core/config";
-import { bucketOf, rateLeaseKey, clockKey, ratePoolKey } from "../core/ledger";
-import { EtcdReply, rangePrefixRequest, leaseGrantRequest, leaseKeepaliveRequest } from "../core/etcd";
+import { bucketOf } from "../core/ledger";
+import { EtcdReply, rangePrefixRequest, leaseKeepaliveRequest } from "../core/etcd";
 import { hex16 } from "../core/fleet";
-import { RateLease, Clock, RateRange, decodeRateLease, encodeRateLease, decodeClock, encodeClock, poolCount, poolCopy,
-         poolBytes, rateLeaseTtl, elapsedMs, clockTick, poolSweep, poolTake, poolSpent, poolAdd, sumRateRange, claimSize, claimRequest, parseU64, RL_NONE, RL_PENDING, RL_LIVE } from "../core/fleet_rate";
+import { RateRange, rateLeaseTtl, sumRateRange, claimSize, claimRequest, parseU64, poolSpent } from "../core/fleet_rate";
 import { nowMs } from "../host/abi";
 import { Root } from "./root";
 import { Stream, streams, rate } from "./stream";
 import { keyValue } from "./keys";
 import { PASS, WAIT, DONE, V_NONE, V_GRANTED, V_FULL, V_FAILED, ST_RATE, wake } from "./fleet_wait";
 import { vmOf, post, liveLease, needLease, LEASE_OK, LEASE_FAILED, L_GRANT } from "./fleet_lease";
+import { RateGrant, RL_OK, RL_WAIT, RL_FAILED, rlId, rateLease, settleLease, settleGone, changePool, procTicks, readPool,
+         tickClock } from "./fleet_rate_store";
 
 const IDLE: i32 = 0;
 const WAIT_LEASE: i32 = 1;  // waiting for the process's lease (its id names the holder)
@@ -50,8 +50,7 @@ class RateChain {
 /** One VM's rate state. */
 class RateVm {
   id: u32 = 0;          // the root context's id
-  token: u32 = 0;       // this VM's /v3/lease/grant for a rate lease
-  sentMs: u64 = 0;
+  grant: RateGrant = new RateGrant(); // this VM's /v3/lease/grant for a rate lease
   seq: u32 = 0;
   chains: Array<RateChain> = new Array<RateChain>(0); // the buckets this VM claimed for (few: searched in order)
 }
@@ -78,74 +77,11 @@ function chainOf(rv: RateVm, b: u32): RateChain {
   return ch;
 }
 
-function horizonMs(root: Root): u64 {
-  const f = root.config.fleet;
-  return f === null ? 0 : u64(f.rateHorizonSeconds) * 1000;
-}
 function etcdPrefix(root: Root, b: u32): string {
   const f = root.config.fleet;
   let p = "";
   if (f !== null) p = f.prefix;
   return p + "rate/" + b.toString() + "/";
-}
-
-// ---- shared data -------------------------------------------------------------------------------------------------
-
-let lastCas: u32 = 0;
-
-/** The process's tick count (core/fleet_rate.ts Clock). */
-function procTicks(root: Root): u64 {
-  const store = root.store;
-  let c: Clock | null = null;
-  if (store.get(clockKey(root.config.keyPrefix)) == ST_OK) c = decodeClock(store.valuePtr, store.valueLen);
-  lastCas = store.cas;
-  store.done();
-  return c === null ? 0 : c.ticks;
-}
-
-function readLease(root: Root): RateLease {
-  const store = root.store;
-  let r: RateLease | null = null;
-  if (store.get(rateLeaseKey(root.config.keyPrefix)) == ST_OK) r = decodeRateLease(store.valuePtr, store.valueLen);
-  lastCas = store.cas;
-  store.done();
-  if (r === null) { root.metrics.inc(S.Corrupt); return new RateLease(); }
-  return r;
-}
-function writeLease(root: Root, r: RateLease, cas: u32): bool {
-  return root.store.set(rateLeaseKey(root.config.keyPrefix), encodeRateLease(r), cas) == ST_OK;
-}
-
-function readPool(root: Root, b: u32): ArrayBuffer {
-  const store = root.store;
-  let n = -1;
-  if (store.get(ratePoolKey(root.config.keyPrefix, b)) == ST_OK) n = poolCount(store.valuePtr, store.valueLen);
-  if (n < 0) root.metrics.inc(S.Corrupt); // malformed: empty, overwritten by the next change
-  const pool = poolCopy(store.valuePtr, n);
-  lastCas = store.cas;
-  store.done();
-  return pool;
-}
-
-/** Drops expired blocks and, with `take`, takes one token (CAS). With `k` > 0, adds the confirmed claim of `ch`. */
-function changePool(root: Root, b: u32, take: bool, ch: RateChain | null): bool {
-  const tickMs = root.config.tickMs;
-  const h = horizonMs(root);
-  for (let i: u32 = 0; i < 2 * root.config.casMaxAttempts; i++) {
-    const ticks = procTicks(root);
-    const pool = readPool(root, b);
-    const cas = lastCas;
-    let expired = poolSweep(pool, nowMs(), ticks, tickMs, h);
-    let done = false;
-    if (ch !== null) { expired += poolAdd(pool, ch.sendWall, ch.sendTicks, ch.k); done = true; }
-    else if (take) done = poolTake(pool);
-    if (expired == 0 && !done) return false;
-    if (root.store.set(ratePoolKey(root.config.keyPrefix, b), poolBytes(pool), cas) == ST_OK) {
-      if (expired > 0) root.metrics.inc(S.FleetRateExpired, i64(expired));
-      return done;
-    }
-  }
-  return false;
 }
 
 // ---- the stage ---------------------------------------------------------------------------------------------------
@@ -168,7 +104,7 @@ export function rateStage(s: Stream): i32 {
     s.fleetBucket = (s.fleetBucket & 0xffff) | (b << 16);
   }
   if (v == V_FAILED) return failed(s);
-  if (changePool(root, b, true, null)) return leave(s, PASS);
+  if (changePool(root, b, true, 0, 0, 0)) return leave(s, PASS);
   const ch = chainOf(rv, b);
   const now = nowMs();
   if (v == V_FULL || ch.fullUntil > now) return refuse(s, ch.retryS);
@@ -216,67 +152,13 @@ function failed(s: Stream): i32 {
 
 // ---- the chain ---------------------------------------------------------------------------------------------------
 
-const RL_OK: i32 = 1;
-const RL_WAIT: i32 = 0;
-const RL_FAILED: i32 = -1;
-let rlId: u64 = 0;
-
-/** The process's rate lease usable for a claim sent now (granted by a call sent less than h ago): RL_OK (in rlId),
- *  RL_WAIT (a grant is in flight) or RL_FAILED. Claims the record and asks etcd for a new one when needed. */
-function rateLease(root: Root, rv: RateVm): i32 {
-  const f = root.config.fleet;
-  if (f === null) return RL_FAILED;
-  const tickMs = root.config.tickMs;
-  const settle = u64(f.callTimeoutMs) + 2 * u64(tickMs); // a grant's answer is due by then
-  for (let i = 0; i < 4; i++) {
-    const ticks = procTicks(root);
-    const r = readLease(root);
-    const cas = lastCas;
-    const now = nowMs();
-    const age = elapsedMs(now, ticks, r.sendWall, r.sendTicks, tickMs);
-    if (r.state == RL_LIVE && age < horizonMs(root)) { rlId = r.id; return RL_OK; }
-    if (r.state == RL_PENDING && age < settle) return RL_WAIT;
-    if (rv.token != 0) return RL_WAIT;
-    const n = new RateLease();
-    n.state = RL_PENDING;
-    n.owner = root.vm;
-    n.sendWall = now;
-    n.sendTicks = ticks;
-    if (!writeLease(root, n, cas)) continue;
-    if (sendGrant(root, rv, now)) return RL_WAIT;
-    settleLease(root, rv, 0);
-    return RL_FAILED;
-  }
-  return RL_FAILED;
-}
-
-function sendGrant(root: Root, rv: RateVm, now: u64): bool {
-  const f = root.config.fleet;
-  const rl = root.config.rateLimit;
-  if (f === null || rl === null) return false;
-  rv.sentMs = now;
-  rv.token = post(root, "/v3/lease/grant", leaseGrantRequest(u32(rateLeaseTtl(rl.windowMs, f.rateHorizonSeconds, f.callTimeoutMs))));
-  return rv.token != 0;
-}
-
-/** Ends this VM's rate lease grant: live with `id`, or back to none (id 0). */
-function settleLease(root: Root, rv: RateVm, id: u64): void {
-  for (let i = 0; i < 4; i++) {
-    const r = readLease(root);
-    if (r.owner != root.vm || r.state != RL_PENDING || r.sendWall != rv.sentMs) return;
-    if (id == 0) r.state = RL_NONE;
-    else { r.state = RL_LIVE; r.id = id; }
-    if (writeLease(root, r, lastCas)) return;
-  }
-}
-
 /** Next step of a chain (its start, or after a wait or a conflict): false when nothing could be sent. */
 function proceed(root: Root, rv: RateVm, ch: RateChain): bool {
   const l = needLease(root, vmOf(root));
   if (l == LEASE_FAILED) { ch.phase = IDLE; return false; }
   if (l != LEASE_OK) { ch.phase = WAIT_LEASE; return true; }
   ch.holder = liveLease(root);
-  const r = rateLease(root, rv);
+  const r = rateLease(root, rv.grant);
   if (ch.holder == 0 || r == RL_FAILED) { ch.phase = IDLE; return false; }
   if (r == RL_WAIT) { ch.phase = WAIT_RLEASE; return true; }
   ch.rlease = rlId;
@@ -316,15 +198,15 @@ export function rateAnswer(root: Root, token: u32, status: u32, rep: EtcdReply):
   if (root.config.rateLimit === null) return false;
   const rv = rvOf(root);
   const ok = status == 200 && rep.ok;
-  if (token == rv.token) {
-    rv.token = 0;
+  if (token == rv.grant.token) {
+    rv.grant.token = 0;
     const rl = root.config.rateLimit;
     const f = root.config.fleet;
     let id: u64 = 0;
     if (ok && rl !== null && f !== null &&
         rep.ttl >= i64(rateLeaseTtl(rl.windowMs, f.rateHorizonSeconds, f.callTimeoutMs))) id = parseU64(rep.leaseId);
     if (id == 0) root.metrics.inc(S.FleetFailures);
-    settleLease(root, rv, id);
+    settleLease(root, rv.grant, id);
     const cs = rv.chains;
     for (let i = 0; i < cs.length; i++) {
       const ch = cs[i];
@@ -354,7 +236,7 @@ export function rateAnswer(root: Root, token: u32, status: u32, rep: EtcdReply):
       // etcd holds the claim: only now may the process spend it (from the claim's send on, for h)
       root.metrics.inc(S.FleetRateClaims);
       root.metrics.inc(S.FleetRateTokens, i64(ch.k));
-      finish(root, rv, ch, changePool(root, ch.bucket, false, ch) ? V_GRANTED : V_FAILED);
+      finish(root, rv, ch, changePool(root, ch.bucket, false, ch.sendWall, ch.sendTicks, ch.k) ? V_GRANTED : V_FAILED);
     }
     return true;
   }
@@ -364,15 +246,6 @@ export function rateAnswer(root: Root, token: u32, status: u32, rep: EtcdReply):
 function retry(root: Root, rv: RateVm, ch: RateChain): void {
   ch.attempts++;
   if (ch.attempts >= root.config.casMaxAttempts || !proceed(root, rv, ch)) finish(root, rv, ch, V_FAILED);
-}
-
-/** etcd no longer has rate lease `id`: the record forgets it (the next claim asks for a new one). */
-function settleGone(root: Root, id: u64): void {
-  for (let i = 0; i < 4; i++) {
-    const r = readLease(root);
-    if (r.state != RL_LIVE || r.id != id) return;
-    if (writeLease(root, new RateLease(), lastCas)) return;
-  }
 }
 
 function onRange(root: Root, rv: RateVm, ch: RateChain, rep: EtcdReply): void {
@@ -396,7 +269,7 @@ function onRange(root: Root, rv: RateVm, ch: RateChain, rep: EtcdReply): void {
     return;
   }
   // the claim must be sent while the rate lease is within its horizon (time passed during the read)
-  const r = rateLease(root, rv);
+  const r = rateLease(root, rv.grant);
   if (r == RL_WAIT) { ch.phase = WAIT_RLEASE; return; }
   if (r == RL_FAILED) { finish(root, rv, ch, V_FAILED); return; }
   ch.rlease = rlId;
@@ -416,24 +289,16 @@ export function rateTick(root: Root): void {
   const rl = root.config.rateLimit;
   if (f === null || rl === null) return;
   const tickMs = root.config.tickMs;
-  for (let i = 0; i < 4; i++) { // the process's tick clock
-    const store = root.store;
-    let c: Clock | null = null;
-    if (store.get(clockKey(root.config.keyPrefix)) == ST_OK) c = decodeClock(store.valuePtr, store.valueLen);
-    const cas = store.cas;
-    store.done();
-    if (c === null) c = new Clock();
-    if (!clockTick(c, nowMs(), tickMs)) break;
-    if (store.set(clockKey(root.config.keyPrefix), encodeClock(c), cas) == ST_OK) break;
-  }
+  tickClock(root);
   const rv = rvOf(root);
   const now = nowMs();
-  if (rv.token != 0 && now - rv.sentMs > 2 * u64(f.callTimeoutMs) + u64(tickMs)) rv.token = 0; // never answered
+  const g = rv.grant;
+  if (g.token != 0 && now - g.sentMs > 2 * u64(f.callTimeoutMs) + u64(tickMs)) g.token = 0; // never answered
   const cs = rv.chains;
   for (let i = 0; i < cs.length; i++) {
     const ch = cs[i];
     if (ch.phase == IDLE) {
-      changePool(root, ch.bucket, false, null); // count tokens that expired unspent
+      changePool(root, ch.bucket, false, 0, 0, 0); // count tokens that expired unspent
       continue;
     }
     if (now - ch.chainMs > u64(f.callTimeoutMs) * u64(2 * root.config.casMaxAttempts + 4)) finish(root, rv, ch, V_FAILED);
