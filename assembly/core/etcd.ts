@@ -6,7 +6,7 @@ import { base64Encode, base64Decode } from "./base64";
 import { utf8Encode, utf8Decode } from "./utf8";
 import { parseJson, jsonAt, jsonFree, JType, JValue } from "./json";
 
-export function b64(s: string): string {
+function b64(s: string): string {
   const b = utf8Encode(s);
   return base64Encode(changetype<usize>(b), b.byteLength);
 }

@@ -3,7 +3,7 @@
 // h seconds from the claim's send, counted as max(wall-clock difference, process ticks × tick_ms) (§5.6).
 // Shared-data records of one Envoy process: its rate lease, its tick clock, and one token pool per rate bucket (keys
 // in core/ledger.ts).
-import { EtcdKv, b64, prefixEndB64 } from "./etcd";
+import { EtcdKv } from "./etcd";
 import { slotsOf } from "./fleet";
 
 const MAGIC: u8 = 0x57;
@@ -224,14 +224,11 @@ export function poolAdd(pool: ArrayBuffer, wall: u64, ticks: u64, k: u32): u32 {
 
 // ---- claims in etcd ----------------------------------------------------------------------------------------------
 
-/** A bucket's range as read from etcd: the tokens claimed under live rate leases, the distinct holders, and the
- *  lease of the oldest key (its expiry frees room first). */
+/** A bucket's range as read from etcd: the tokens claimed under live rate leases and the distinct holders. */
 export class RateRange {
   sum: u64 = 0;
   holders: u32 = 0;   // distinct holders, this one included
   bad: u32 = 0;       // values that were not token counts: each counted as the whole limit
-  oldestRev: i64 = 0;
-  oldestLease: string = "";
 }
 
 /** Keys are <prefix><holder hex16>/<seq>, in key order as etcd returns them. */
@@ -239,8 +236,6 @@ export function sumRateRange(kvs: Array<EtcdKv>, prefix: string, me: string, req
   out.sum = 0;
   out.holders = 0;
   out.bad = 0;
-  out.oldestRev = 0;
-  out.oldestLease = "";
   let last = "";
   let mine = false;
   for (let i = 0; i < kvs.length; i++) {
@@ -252,10 +247,6 @@ export function sumRateRange(kvs: Array<EtcdKv>, prefix: string, me: string, req
     if (h.length >= prefix.length + 16) h = h.substr(prefix.length, 16);
     if (h != last) { out.holders++; last = h; } // unsorted keys would count a holder twice: smaller blocks, still exact
     if (h == me) mine = true;
-    if (kv.lease.length > 0 && (out.oldestRev == 0 || kv.modRevision < out.oldestRev)) {
-      out.oldestRev = kv.modRevision;
-      out.oldestLease = kv.lease;
-    }
   }
   if (!mine) out.holders++;
 }
@@ -270,18 +261,6 @@ export function claimSize(demand: u32, holders: u32, requests: u32, sum: u64): u
   let k: u32 = demand < 1 ? 1 : demand;
   if (k > cap) k = cap;
   return u64(k) > room ? u32(room) : k;
-}
-
-/** POST /v3/kv/txn: put the claim `key` = `value` under `lease` if no key under `prefix` was created or modified
- *  after `revision` (the range's sum was checked against that snapshot) and `key` does not exist yet (a claim never
- *  replaces another). */
-export function claimRequest(prefix: string, revision: i64, key: string, value: string, lease: string): string {
-  const k = b64(key);
-  return "{\"compare\":[{\"key\":\"" + b64(prefix) + "\",\"range_end\":\"" + prefixEndB64(prefix) +
-    "\",\"target\":\"MOD\",\"result\":\"LESS\",\"mod_revision\":\"" + (revision + 1).toString() + "\"}," +
-    "{\"key\":\"" + k + "\",\"target\":\"VERSION\",\"result\":\"EQUAL\",\"version\":\"0\"}]," +
-    "\"success\":[{\"request_put\":{\"key\":\"" + k + "\",\"value\":\"" + b64(value) + "\",\"lease\":\"" + lease +
-    "\"}}],\"failure\":[]}";
 }
 
 /** A decimal int64 (an etcd lease id); 0 when empty or malformed. */

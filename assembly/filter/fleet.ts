@@ -7,7 +7,7 @@ import { Root, roots } from "./root";
 import { Stream } from "./stream";
 import { PASS } from "./fleet_wait";
 import { vmOf, keepalive, keepaliveAnswer, leaseAnswer, needLease, liveLease, L_GRANT, L_IDLE, LEASE_WAIT } from "./fleet_lease";
-import { rateAnswer, rateTick, rateLeaseSettled } from "./fleet_rate";
+import { rateAnswer, rateTick } from "./fleet_rate";
 import { limitAnswer, limitsTick, leaseSettled } from "./fleet_limit";
 import { fleetAdmit, fleetResume } from "./fleet_admit";
 
@@ -25,7 +25,7 @@ export function fleetTick(root: Root): void {
   keepalive(root, vm);
   if (vm.phase != L_GRANT && liveLease(root) == 0) {
     const l = needLease(root, vm);
-    if (l != LEASE_WAIT) { leaseSettled(root, l); rateLeaseSettled(root, l); }
+    if (l != LEASE_WAIT) leaseSettled(root, l);
   }
   limitsTick(root, vm);
   rateTick(root);
@@ -42,7 +42,7 @@ export function onHttpCallResponse(rootId: u32, token: u32, headers: u32, bodySi
   if (token == vm.kaToken) keepaliveAnswer(root, vm, status, rep);
   else if (token == vm.token && vm.phase == L_GRANT) {
     const l = leaseAnswer(root, vm, status, rep);
-    if (l != LEASE_WAIT) { leaseSettled(root, l); rateLeaseSettled(root, l); }
+    if (l != LEASE_WAIT) leaseSettled(root, l);
   } else if (!rateAnswer(root, token, status, rep)) limitAnswer(root, token, status, rep);
   fleetResume(root);
 }

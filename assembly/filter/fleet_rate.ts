@@ -4,21 +4,22 @@
 // that puts <holder>/<seq> = k under the process's current rate lease if the range did not change (sum + k ≤
 // requests). A block may be spent for h seconds from the claim's send; its key lives at least W + h after its
 // creation (the rate lease's TTL), so over any window W at most `requests` tokens are spent fleet-wide.
-// A fresh snapshot without room refuses with 429 (Retry-After: until the oldest key's lease expires).
+// A fresh snapshot without room refuses with 429 (Retry-After: h, when the next claim may find room).
 // The per-process GCRA (stream.ts checkRate) still runs before this stage, for smoothing.
 import { S, Reason } from "../core/stats";
 import { FailureMode } from "../core/config";
 import { bucketOf } from "../core/ledger";
-import { EtcdReply, rangePrefixRequest, leaseKeepaliveRequest } from "../core/etcd";
+import { EtcdReply, rangePrefixRequest, putIfUnchangedRequest } from "../core/etcd";
 import { hex16 } from "../core/fleet";
-import { RateRange, rateLeaseTtl, sumRateRange, claimSize, claimRequest, parseU64, poolSpent } from "../core/fleet_rate";
+import { RateRange, rateLeaseTtl, sumRateRange, claimSize, parseU64, poolSpent }
+  from "../core/fleet_rate";
 import { nowMs } from "../host/abi";
 import { Root } from "./root";
 import { Stream, streams, rate } from "./stream";
 import { keyValue } from "./keys";
 import { PASS, WAIT, DONE, V_NONE, V_GRANTED, V_FULL, V_FAILED, ST_RATE, wake } from "./fleet_wait";
 import { vmOf, post, liveLease, needLease, LEASE_OK, LEASE_FAILED, L_GRANT } from "./fleet_lease";
-import { RateGrant, RL_OK, RL_WAIT, RL_FAILED, rlId, rateLease, settleLease, settleGone, changePool, procTicks, readPool,
+import { RateGrant, RL_OK, RL_WAIT, RL_FAILED, rlId, rateLease, settleLease, changePool, procTicks, readPool,
          tickClock } from "./fleet_rate_store";
 
 const IDLE: i32 = 0;
@@ -26,7 +27,6 @@ const WAIT_LEASE: i32 = 1;  // waiting for the process's lease (its id names the
 const WAIT_RLEASE: i32 = 2; // waiting for a rate lease (this VM's grant or another VM's)
 const RANGE: i32 = 3;
 const TXN: i32 = 4;
-const TTLQ: i32 = 5;        // no room: asking how long the oldest key lives (Retry-After)
 
 /** One VM's claim chain for one rate bucket. */
 class RateChain {
@@ -49,25 +49,17 @@ class RateChain {
 
 /** One VM's rate state. */
 class RateVm {
-  id: u32 = 0;          // the root context's id
   grant: RateGrant = new RateGrant(); // this VM's /v3/lease/grant for a rate lease
   seq: u32 = 0;
   chains: Array<RateChain> = new Array<RateChain>(0); // the buckets this VM claimed for (few: searched in order)
 }
 
-// The per-VM table (one entry per root context), created on first use and kept for the module's life. Held as a
-// retained pointer, not as a typed global: the local module compiles this file's globals, and a global of a new
-// managed type would bring that type's visitor functions into it (the local module must not grow). Arrays searched
-// in order, not Maps: few entries, and each Map instance costs the fleet module ~1 KB.
-let tablePtr: usize = 0;
+/** This VM's rate state: created on first use, held by address in its FleetVm (fleet_lease.ts: a typed global or
+ *  field would bring the class's visitor into the local module) and kept for the VM's life. */
 function rvOf(root: Root): RateVm {
-  if (tablePtr == 0) tablePtr = __retain(changetype<usize>(new Array<RateVm>(0)));
-  const t = changetype<Array<RateVm>>(tablePtr);
-  for (let i = 0; i < t.length; i++) if (t[i].id == root.id) return t[i];
-  const rv = new RateVm();
-  rv.id = root.id;
-  t.push(rv);
-  return rv;
+  const vm = vmOf(root);
+  if (vm.rate == 0) vm.rate = __retain(changetype<usize>(new RateVm()));
+  return changetype<RateVm>(vm.rate);
 }
 function chainOf(rv: RateVm, b: u32): RateChain {
   const cs = rv.chains;
@@ -109,9 +101,7 @@ export function rateStage(s: Stream): i32 {
   const now = nowMs();
   if (v == V_FULL || ch.fullUntil > now) return refuse(s, ch.retryS);
   if (s.fleetSince == 0) { s.fleetSince = now; root.metrics.inc(S.FleetWaits); }
-  else if (now - s.fleetSince > 4 * u64(f.callTimeoutMs)) { // bounded wait: others took the claimed tokens
-    return leave(s, s.contention(rateKeyOf(s), "") ? PASS : DONE);
-  }
+  else if (now - s.fleetSince > 4 * u64(f.callTimeoutMs)) return failed(s); // bounded: others took the tokens
   ch.waiting.push(s.id);
   if (ch.phase != IDLE) return WAIT;
   ch.attempts = 0;
@@ -182,17 +172,6 @@ function finish(root: Root, rv: RateVm, ch: RateChain, verdict: u8): void {
   }
 }
 
-/** The process lease became live or could not be had: chains waiting for it go on. */
-export function rateLeaseSettled(root: Root, how: i32): void {
-  const rv = rvOf(root);
-  const cs = rv.chains;
-  for (let i = 0; i < cs.length; i++) {
-    const ch = cs[i];
-    if (ch.phase != WAIT_LEASE) continue;
-    if (how != LEASE_OK || !proceed(root, rv, ch)) finish(root, rv, ch, V_FAILED);
-  }
-}
-
 /** A call answer for this VM's rate chains or rate lease grant. False: not one of its tokens. */
 export function rateAnswer(root: Root, token: u32, status: u32, rep: EtcdReply): bool {
   if (root.config.rateLimit === null) return false;
@@ -220,18 +199,17 @@ export function rateAnswer(root: Root, token: u32, status: u32, rep: EtcdReply):
     const ch = cs[i];
     if (ch.token != token || ch.phase < RANGE) continue;
     ch.token = 0;
-    if (!ok && ch.phase != TTLQ) root.metrics.inc(S.FleetFailures);
+    if (!ok) root.metrics.inc(S.FleetFailures);
     if (ch.phase == RANGE) {
       if (ok) onRange(root, rv, ch, rep);
       else finish(root, rv, ch, V_FAILED);
-    } else if (ch.phase == TTLQ) {
-      if (ok && rep.ttl > 0) ch.retryS = u64(rep.ttl);
-      finish(root, rv, ch, V_FULL);
-    } else if (status == 404) { // the rate lease is gone (revoked?): nothing was applied; a new one, bounded
-      settleGone(root, ch.rlease);
-      retry(root, rv, ch);
-    } else if (!ok) finish(root, rv, ch, V_FAILED);
-    else if (!rep.succeeded) retry(root, rv, ch); // the range changed since the snapshot: read again (bounded)
+    } else if (!ok) finish(root, rv, ch, V_FAILED); // a 404 (the rate lease gone) too: nothing was applied
+    else if (!rep.succeeded) { // the range changed since the snapshot: the answer carries it again (bounded)
+      ch.attempts++;
+      if (ch.attempts >= root.config.casMaxAttempts) finish(root, rv, ch, V_FAILED);
+      else if (rep.ranged) onRange(root, rv, ch, rep);
+      else if (!proceed(root, rv, ch)) finish(root, rv, ch, V_FAILED);
+    }
     else {
       // etcd holds the claim: only now may the process spend it (from the claim's send on, for h)
       root.metrics.inc(S.FleetRateClaims);
@@ -241,11 +219,6 @@ export function rateAnswer(root: Root, token: u32, status: u32, rep: EtcdReply):
     return true;
   }
   return false;
-}
-
-function retry(root: Root, rv: RateVm, ch: RateChain): void {
-  ch.attempts++;
-  if (ch.attempts >= root.config.casMaxAttempts || !proceed(root, rv, ch)) finish(root, rv, ch, V_FAILED);
 }
 
 function onRange(root: Root, rv: RateVm, ch: RateChain, rep: EtcdReply): void {
@@ -259,12 +232,8 @@ function onRange(root: Root, rv: RateVm, ch: RateChain, rep: EtcdReply): void {
   if (rr.bad > 0) root.metrics.inc(S.Corrupt, i64(rr.bad));
   const demand = poolSpent(readPool(root, ch.bucket)) + u32(ch.waiting.length);
   const k = claimSize(demand, rr.holders, rl.requests, rr.sum);
-  if (k == 0) { // a fresh snapshot without room: refuse; Retry-After = until the oldest key's lease expires
+  if (k == 0) { // a fresh snapshot without room: refuse (Retry-After h: the keys' expiry times are not known here)
     ch.retryS = u64(f.rateHorizonSeconds);
-    if (rr.oldestLease.length > 0) {
-      ch.token = post(root, "/v3/lease/timetolive", leaseKeepaliveRequest(rr.oldestLease)); // same body: {"ID"}
-      if (ch.token != 0) { ch.phase = TTLQ; return; }
-    }
     finish(root, rv, ch, V_FULL);
     return;
   }
@@ -278,12 +247,14 @@ function onRange(root: Root, rv: RateVm, ch: RateChain, rep: EtcdReply): void {
   const key = prefix + me + "/" + root.vm.toString() + "." + now.toString() + "." + (rv.seq++).toString();
   ch.sendTicks = procTicks(root);
   ch.sendWall = now;
-  ch.token = post(root, "/v3/kv/txn", claimRequest(prefix, rep.revision, key, k.toString(), ch.rlease.toString()));
+  // keys never repeat (the process's lease id, its VM id, the send ms, a counter), so a put never replaces a claim
+  ch.token = post(root, "/v3/kv/txn", putIfUnchangedRequest(prefix, u64(rep.revision), key, k.toString(),
+    ch.rlease.toString()));
   ch.phase = ch.token == 0 ? IDLE : TXN;
   if (ch.token == 0) finish(root, rv, ch, V_FAILED);
 }
 
-/** Tick: the process clock, the chains' watchdog and waits, expired tokens. */
+/** Tick: the process clock, the chains' watchdog and waits. */
 export function rateTick(root: Root): void {
   const f = root.config.fleet;
   const rl = root.config.rateLimit;
@@ -297,11 +268,9 @@ export function rateTick(root: Root): void {
   const cs = rv.chains;
   for (let i = 0; i < cs.length; i++) {
     const ch = cs[i];
-    if (ch.phase == IDLE) {
-      changePool(root, ch.bucket, false, 0, 0, 0); // count tokens that expired unspent
-      continue;
-    }
-    if (now - ch.chainMs > u64(f.callTimeoutMs) * u64(2 * root.config.casMaxAttempts + 4)) finish(root, rv, ch, V_FAILED);
+    if (ch.phase == IDLE) continue;
+    const bound = u64(f.callTimeoutMs) * u64(2 * root.config.casMaxAttempts + 4);
+    if (now - ch.chainMs > bound) finish(root, rv, ch, V_FAILED);
     else if (ch.phase == WAIT_LEASE || ch.phase == WAIT_RLEASE) {
       if (ch.phase == WAIT_LEASE && vmOf(root).phase == L_GRANT) continue; // this VM's lease grant is in flight
       if (!proceed(root, rv, ch)) finish(root, rv, ch, V_FAILED);

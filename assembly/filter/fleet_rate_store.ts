@@ -6,7 +6,8 @@ import { ST_OK } from "../core/store";
 import { leaseGrantRequest } from "../core/etcd";
 import { rateLeaseKey, clockKey, ratePoolKey } from "../core/ledger";
 import { RateLease, Clock, decodeRateLease, encodeRateLease, decodeClock, encodeClock, poolCount, poolCopy, poolBytes,
-         rateLeaseTtl, elapsedMs, clockTick, poolSweep, poolTake, poolAdd, RL_NONE, RL_PENDING, RL_LIVE } from "../core/fleet_rate";
+         rateLeaseTtl, elapsedMs, clockTick, poolSweep, poolTake, poolAdd, RL_NONE, RL_PENDING, RL_LIVE }
+  from "../core/fleet_rate";
 import { nowMs } from "../host/abi";
 import { Root } from "./root";
 import { post } from "./fleet_lease";
@@ -134,7 +135,8 @@ function sendGrant(root: Root, rv: RateGrant, now: u64): bool {
   const rl = root.config.rateLimit;
   if (f === null || rl === null) return false;
   rv.sentMs = now;
-  rv.token = post(root, "/v3/lease/grant", leaseGrantRequest(u32(rateLeaseTtl(rl.windowMs, f.rateHorizonSeconds, f.callTimeoutMs))));
+  const ttl = u32(rateLeaseTtl(rl.windowMs, f.rateHorizonSeconds, f.callTimeoutMs));
+  rv.token = post(root, "/v3/lease/grant", leaseGrantRequest(ttl));
   return rv.token != 0;
 }
 
@@ -146,14 +148,5 @@ export function settleLease(root: Root, rv: RateGrant, id: u64): void {
     if (id == 0) r.state = RL_NONE;
     else { r.state = RL_LIVE; r.id = id; }
     if (writeLease(root, r, lastCas)) return;
-  }
-}
-
-/** etcd no longer has rate lease `id`: the record forgets it (the next claim asks for a new one). */
-export function settleGone(root: Root, id: u64): void {
-  for (let i = 0; i < 4; i++) {
-    const r = readLease(root);
-    if (r.state != RL_LIVE || r.id != id) return;
-    if (writeLease(root, new RateLease(), lastCas)) return;
   }
 }

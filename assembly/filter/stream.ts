@@ -50,7 +50,7 @@ export class Stream {
   fleetSince: u64 = 0;       // fleet module: waiting for etcd since (ms), 0 = not waiting
   fleetStage: u8 = 0;        // fleet module: the admission stage reached (fleet_admit.ts)
   fleetVerdict: u8 = 0;      // fleet module: what the chain this stream waited on said (fleet_wait.ts)
-  fleetBucket: u32 = 0;      // fleet module: the client bucket
+  fleetBucket: u32 = 0;      // fleet module: the client bucket (low half; the rate bucket in the high half)
   fleetKey: string = "";     // fleet module: the client key (for the rejection line)
 
   constructor(id: u32, root: Root) { this.id = id; this.root = root; }

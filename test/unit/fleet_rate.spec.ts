@@ -1,7 +1,7 @@
 import {
   Clock, RateLease, RateRange, decodeClock, encodeClock, decodeRateLease, encodeRateLease, poolCount, poolCopy, poolBytes,
   poolLength, poolLeft, rateLeaseTtl, elapsedMs, clockTick, poolSweep, poolTake, poolSpent, poolAdd, sumRateRange,
-  claimSize, claimRequest, parseU64, MAX_BLOCKS, RL_LIVE, RL_NONE,
+  claimSize, parseU64, MAX_BLOCKS, RL_LIVE, RL_NONE,
 } from "../../assembly/core/fleet_rate";
 import { EtcdKv } from "../../assembly/core/etcd";
 
@@ -131,7 +131,7 @@ describe("fleet rate: the token pool", () => {
 });
 
 describe("fleet rate: claims", () => {
-  it("a range sums the claims, counts distinct holders (this one included) and finds the oldest key's lease", () => {
+  it("a range sums the claims and counts distinct holders (this one included)", () => {
     const pre = "/p/rate/0/";
     const kvs = [
       kv(pre + "000000000000000a/1.5.0", "3", 12, "77"),
@@ -142,7 +142,6 @@ describe("fleet rate: claims", () => {
     sumRateRange(kvs, pre, "000000000000000c", 20, r);
     expect(r.sum).toBe(9);
     expect(r.holders).toBe(3);
-    expect(r.oldestLease).toBe("78");
     sumRateRange(kvs, pre, "000000000000000a", 20, r);
     expect(r.holders).toBe(2);
     kvs.push(kv(pre + "000000000000000b/2.6.0", "x", 16, "79"));
@@ -152,7 +151,6 @@ describe("fleet rate: claims", () => {
     sumRateRange(new Array<EtcdKv>(0), pre, "000000000000000a", 20, r);
     expect(r.sum).toBe(0);
     expect(r.holders).toBe(1);
-    expect(r.oldestLease).toBe("");
   });
   it("claim size: the demand, at least 1, at most requests / (2 × holders), cut to the room left", () => {
     expect(claimSize(0, 1, 20, 0)).toBe(1);
@@ -163,13 +161,6 @@ describe("fleet rate: claims", () => {
     expect(claimSize(5, 1, 20, 18)).toBe(2);
     expect(claimSize(5, 1, 20, 20)).toBe(0);
     expect(claimSize(5, 1, 20, 25)).toBe(0);
-  });
-  it("the claim txn compares the range's mod revision and the key's absence, and puts under the rate lease", () => {
-    const t = claimRequest("/p/rate/0/", 41, "/p/rate/0/000000000000000a/1.5.0", "3", "77");
-    expect(t).toBe("{\"compare\":[{\"key\":\"L3AvcmF0ZS8wLw==\",\"range_end\":\"L3AvcmF0ZS8wMA==\",\"target\":\"MOD\"," +
-      "\"result\":\"LESS\",\"mod_revision\":\"42\"},{\"key\":\"L3AvcmF0ZS8wLzAwMDAwMDAwMDAwMDAwMGEvMS41LjA=\"," +
-      "\"target\":\"VERSION\",\"result\":\"EQUAL\",\"version\":\"0\"}],\"success\":[{\"request_put\":{\"key\":" +
-      "\"L3AvcmF0ZS8wLzAwMDAwMDAwMDAwMDAwMGEvMS41LjA=\",\"value\":\"Mw==\",\"lease\":\"77\"}}],\"failure\":[]}");
   });
   it("lease ids: decimal int64 only", () => {
     expect(parseU64("7587869912456")).toBe(7587869912456);
