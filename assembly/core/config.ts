@@ -44,6 +44,7 @@ export class FleetConfig {
   localCapPerPod: u32 = 0;
   localCapPerClient: u32 = 0;
   rebalanceMs: u32 = 1000;
+  rateHorizonSeconds: u32 = 5;
 }
 
 export class Config {
@@ -388,7 +389,7 @@ function read(root: JValue, cfg: Config): void {
 function readFleet(root: JValue, cfg: Config): void {
   // The field list lives here, not at module level: the local module must not carry it.
   const keys: string[] = ["cluster", "prefix", "lease_ttl_seconds", "call_timeout_ms", "block", "local_cap_per_pod",
-    "local_cap_per_client", "rebalance_ms"];
+    "local_cap_per_client", "rebalance_ms", "rate_horizon_seconds"];
   const v = enter(root, "fleet", keys);
   if (v === null) return;
   const f = new FleetConfig();
@@ -404,9 +405,15 @@ function readFleet(root: JValue, cfg: Config): void {
   f.localCapPerPod = u32(int(v, "local_cap_per_pod", 0, 1000000, 0));
   f.localCapPerClient = u32(int(v, "local_cap_per_client", 0, 1000000, 0));
   f.rebalanceMs = u32(int(v, "rebalance_ms", 100, 600000, 1000));
+  f.rateHorizonSeconds = u32(int(v, "rate_horizon_seconds", 1, 60, 5));
   pre = "";
-  if (cfg.maxPerClient == 0 && (cfg.mode != Mode.Inbound || cfg.maxPerPod == 0)) {
-    fail("fleet", "needs a global limit: max_connections_per_pod > 0 (mode \"inbound\") or max_connections_per_client > 0");
+  // Every limit is global in fleet mode, the default rate limit too; but a rate limit counts as the reason for a
+  // fleet block only when written out (a fleet block whose only global limit would be the unwritten default is
+  // most likely a mistake, such as upstream mode without a client cap).
+  const rl = root.get("rate_limit");
+  const rate = rl !== null && rl.type == JType.Obj;
+  if (cfg.maxPerClient == 0 && (cfg.mode != Mode.Inbound || cfg.maxPerPod == 0) && !rate) {
+    fail("fleet", "needs a global limit: max_connections_per_pod > 0 (mode \"inbound\"), max_connections_per_client > 0 or a rate_limit");
   }
   cfg.fleet = f;
 }

@@ -33,6 +33,10 @@ export function fleetKey(prefix: string): string { return prefix + ":fleet"; }
 export function fleetGrantKey(prefix: string, pod: bool, bucket: u32): string {
   return prefix + (pod ? ":fgp" : ":fgc" + bucket.toString());
 }  // fleet module: the process's etcd lease
+/** fleet module, the global rate limit (core/fleet_rate.ts): the process's rate lease, its tick clock, a bucket's tokens */
+export function rateLeaseKey(prefix: string): string { return prefix + ":frl"; }
+export function clockKey(prefix: string): string { return prefix + ":fclk"; }
+export function ratePoolKey(prefix: string, bucket: u32): string { return prefix + ":frt" + bucket.toString(); }
 export function bucketOf(key: string, buckets: u32): u32 { return fnv1a(key) % buckets; }
 
 const TAKEN: i32 = -2;

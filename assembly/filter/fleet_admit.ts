@@ -8,11 +8,10 @@ import { continueRequest } from "../host/http";
 import { Root } from "./root";
 import { Stream, streams } from "./stream";
 import { keyValue } from "./keys";
-import { PASS, DONE, takeWoken } from "./fleet_wait";
+import { PASS, DONE, ST_RATE, takeWoken } from "./fleet_wait";
 import { rateStage } from "./fleet_rate";
 import { limitStage, POD, CLIENT } from "./fleet_limit";
 
-const ST_RATE: u8 = 1;
 const ST_CLIENT: u8 = 2;
 const ST_POD: u8 = 3;
 

@@ -34,6 +34,7 @@ export class FleetVm {
   kaSent: u64 = 0;         // send time of the keepalive in flight
   seq: u64 = 0;
   node: u64 = 0;           // hash of xds.node.id: lease ids of processes started in the same millisecond differ
+  rate: usize = 0;         // this VM's rate-limit state (fleet_rate.ts RateVm), held by address like the tables
 }
 
 // Module-level state is created on first use and held by address: a global of a class type would make the local

@@ -10,6 +10,9 @@ export const PASS: i32 = 0;
 export const WAIT: i32 = 1;
 export const DONE: i32 = 2;
 
+/** The stage of an upgrade (Stream.fleetStage) in which it waits for the rate chain. */
+export const ST_RATE: u8 = 1;
+
 /** What a chain tells its waiters. */
 export const V_NONE: u8 = 0;    // not woken by a chain (first pass)
 export const V_GRANTED: u8 = 1; // etcd granted something: look again locally

@@ -3,7 +3,8 @@
 import { Config, Mode, KeySource, parseConfig } from "../core/config";
 import { S } from "../core/stats";
 import { ST_OK, ST_NOT_FOUND } from "../core/store";
-import { Beat, Watch, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey, drainKey, fleetKey, fleetGrantKey } from "../core/ledger";
+import { Beat, Watch, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey, drainKey, fleetKey, fleetGrantKey,
+         rateLeaseKey, clockKey, ratePoolKey } from "../core/ledger";
 import { HostStore } from "../host/shared_store";
 import { Metrics } from "../host/metrics";
 import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, OK, logLevel } from "../host/abi";
@@ -133,6 +134,10 @@ export class Root {
     if (!this.ensure(fleetKey(p)) || !this.ensure(fleetGrantKey(p, true, 0))) return false;
     if (cfg.maxPerClient > 0) {
       for (let i: u32 = 0; i < cfg.clientBuckets; i++) if (!this.ensure(fleetGrantKey(p, false, i))) return false;
+    }
+    if (cfg.rateLimit !== null) { // the global rate limit (filter/fleet_rate.ts)
+      if (!this.ensure(rateLeaseKey(p)) || !this.ensure(clockKey(p))) return false;
+      for (let i: u32 = 0; i < this.rateBuckets; i++) if (!this.ensure(ratePoolKey(p, i))) return false;
     }
     return true;
   }

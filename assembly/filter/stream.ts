@@ -27,7 +27,8 @@ export const PLAIN: u32 = 0xffff;
 /** onRequestHeaders, fleet module: the local checks passed; the global ones run in fleet_admit.ts (the dispatcher routes). */
 export const FLEET_ADMIT: u32 = 0xfffe;
 
-const rate = new RateDecision();
+/** The last rate decision (its retryAfterUs makes the Retry-After of a 429; fleet_rate.ts sets it too). */
+export const rate = new RateDecision();
 
 /** Live stream contexts by id (the dispatcher's table; frames.ts looks up streams in a close handshake here). */
 export const streams = new Map<u32, Stream>();
@@ -49,7 +50,7 @@ export class Stream {
   fleetSince: u64 = 0;       // fleet module: waiting for etcd since (ms), 0 = not waiting
   fleetStage: u8 = 0;        // fleet module: the admission stage reached (fleet_admit.ts)
   fleetVerdict: u8 = 0;      // fleet module: what the chain this stream waited on said (fleet_wait.ts)
-  fleetBucket: u32 = 0;      // fleet module: the client bucket
+  fleetBucket: u32 = 0;      // fleet module: the client bucket (low half; the rate bucket in the high half)
   fleetKey: string = "";     // fleet module: the client key (for the rejection line)
 
   constructor(id: u32, root: Root) { this.id = id; this.root = root; }

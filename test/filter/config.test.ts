@@ -45,7 +45,7 @@ const BAD: Array<[unknown, string]> = [
   [{ fleet: { cluster: "etcd" } }, "fleet: needs build/ws-governor-fleet.wasm"],
 ];
 
-const NO_GLOBAL = "fleet: needs a global limit: max_connections_per_pod > 0 (mode \"inbound\") or max_connections_per_client > 0";
+const NO_GLOBAL = "fleet: needs a global limit: max_connections_per_pod > 0 (mode \"inbound\"), max_connections_per_client > 0 or a rate_limit";
 /** Fleet module only (build/ws-governor-fleet.wasm): the fleet block's own errors. */
 const FLEET_BAD: Array<[unknown, string]> = [
   [{ fleet: {} }, "fleet.cluster: must be the name of the etcd cluster (1..128 characters)"],
@@ -61,6 +61,10 @@ const FLEET_BAD: Array<[unknown, string]> = [
   [{ fleet: { cluster: "etcd", local_cap_per_client: 1.5 } }, "fleet.local_cap_per_client: must be an integer in 0..1000000"],
   [{ fleet: { cluster: "etcd", rebalance_ms: 99 } }, "fleet.rebalance_ms: must be an integer in 100..600000"],
   [{ max_conections_per_pod: 1, fleet: { cluster: "etcd" } }, "max_conections_per_pod: unknown key"],
+  [{ fleet: { cluster: "etcd", rate_horizon_seconds: 0 } }, "fleet.rate_horizon_seconds: must be an integer in 1..60"],
+  [{ fleet: { cluster: "etcd", rate_horizon_seconds: 61 } }, "fleet.rate_horizon_seconds: must be an integer in 1..60"],
+  // the default rate limit is global in fleet mode too, but only a written one counts as the fleet block's reason
+  [{ mode: "upstream", rate_limit: null, fleet: { cluster: "etcd" } }, NO_GLOBAL],
 ];
 
 test("B2 configuration strict: bad configurations are rejected with exactly one critical line naming the field", () => {
@@ -84,6 +88,9 @@ test("B2 configuration strict (fleet module): bad fleet blocks are rejected with
   }
   const { error, logs } = loadFailure({ pod_name: "p", fleet: { cluster: "etcd" } }, fleet);
   assert.equal(error, undefined, JSON.stringify(logs));
+  // a written rate limit is a global limit of its own (upstream mode, no caps)
+  const rate = loadFailure({ mode: "upstream", rate_limit: { requests: 10 }, fleet: { cluster: "etcd", rate_horizon_seconds: 60 } }, fleet);
+  assert.equal(rate.error, undefined, JSON.stringify(rate.logs));
   // the fleet module without a fleet block is the local filter
   assert.equal(loadFailure({}, fleet).error, undefined);
 });
