@@ -44,6 +44,7 @@ export class FleetConfig {
   localCapPerPod: u32 = 0;
   localCapPerClient: u32 = 0;
   rebalanceMs: u32 = 1000;
+  statsPeriodMs: u32 = 5000;
 }
 
 export class Config {
@@ -388,7 +389,7 @@ function read(root: JValue, cfg: Config): void {
 function readFleet(root: JValue, cfg: Config): void {
   // The field list lives here, not at module level: the local module must not carry it.
   const keys: string[] = ["cluster", "prefix", "lease_ttl_seconds", "call_timeout_ms", "block", "local_cap_per_pod",
-    "local_cap_per_client", "rebalance_ms"];
+    "local_cap_per_client", "rebalance_ms", "stats_period_ms"];
   const v = enter(root, "fleet", keys);
   if (v === null) return;
   const f = new FleetConfig();
@@ -404,6 +405,7 @@ function readFleet(root: JValue, cfg: Config): void {
   f.localCapPerPod = u32(int(v, "local_cap_per_pod", 0, 1000000, 0));
   f.localCapPerClient = u32(int(v, "local_cap_per_client", 0, 1000000, 0));
   f.rebalanceMs = u32(int(v, "rebalance_ms", 100, 600000, 1000));
+  f.statsPeriodMs = u32(int(v, "stats_period_ms", 100, 600000, 5000));
   pre = "";
   if (cfg.maxPerClient == 0 && (cfg.mode != Mode.Inbound || cfg.maxPerPod == 0)) {
     fail("fleet", "needs a global limit: max_connections_per_pod > 0 (mode \"inbound\") or max_connections_per_client > 0");
