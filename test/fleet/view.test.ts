@@ -5,7 +5,7 @@
 //   node --import tsx --test --test-reporter=tap test/fleet/view.test.ts
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { etcdGate, type Etcd } from "../support/etcd.ts";
+import { b64, etcdGate, etcdPost, prefixEnd, unb64, type Etcd } from "../support/etcd.ts";
 import { waitFor } from "../support/wait.ts";
 import { bodyText, conn, parseProm, plainHeaders } from "../filter/support.ts";
 import type { LocalReply, StepResult } from "../filter/support.ts";
@@ -16,6 +16,7 @@ const T = { skip: gate.skip, timeout: 60_000 };
 const CALL_TIMEOUT_MS = 500;
 const ACTIVE = 'ws_governor_fleet_active{pod="pod-x"}';
 const GRANTED = 'ws_governor_fleet_granted{pod="pod-x"}';
+const PERIOD_MS = 200;
 
 /** GET /websocket/metrics from loopback on `worker` of `r`: the local reply, whether it came at once or after the
  *  filter's etcd read (onAsync). Rejects if none came within `waitMs` (a hang, never acceptable). */
@@ -61,7 +62,7 @@ describe("fleet view on /websocket/metrics [etcd]", () => {
     assert.ok(etcd);
     const prefix = "/t-view/";
     const cfg = fleetConfig(prefix, { max_connections_per_pod: 12 },
-      { block: 2, call_timeout_ms: CALL_TIMEOUT_MS, lease_ttl_seconds: 10, stats_period_ms: 200 });
+      { block: 2, call_timeout_ms: CALL_TIMEOUT_MS, lease_ttl_seconds: 10, stats_period_ms: PERIOD_MS });
     const [a, b, c] = ["gw-a", "gw-b", "gw-c"].map((n) => startReplica(n, port, cfg));
     replicas.push(a, b, c);
     const conns = [...await open(a, 3), ...await open(b, 2), ...await open(c, 1)];
@@ -75,9 +76,17 @@ describe("fleet view on /websocket/metrics [etcd]", () => {
     assert.equal(m.get(GRANTED), sum(await etcdSlots(etcd.clientUrl, prefix)), "granted = etcd's sum over holders");
     assert.ok(m.get(GRANTED)! >= 6 && m.get(GRANTED)! <= 12);
     assert.equal(m.get('websocket_connections_active_total{pod="pod-x"}'), 2, "the local page (gw-b's own view) comes first");
-    const accepted = [...m].filter(([k]) => k.startsWith("ws_governor_fleet_accepted_total{holder="));
-    assert.equal(accepted.length, 3, "one counter series per holder");
-    assert.equal(accepted.reduce((t, [, v]) => t + v, 0), 6);
+    // etcd holds one stats value per process, each under its lease
+    const st = await etcdPost<{ kvs?: Array<{ key: string; value?: string; lease?: string }> }>(etcd.clientUrl,
+      "/v3/kv/range", { key: b64(`${prefix}stats/`), range_end: b64(prefixEnd(`${prefix}stats/`)) });
+    assert.equal(st.kvs?.length, 3);
+    for (const kv of st.kvs ?? []) {
+      assert.match(unb64(kv.key), /^\/t-view\/stats\/[0-9a-f]{16}$/);
+      assert.equal(BigInt(kv.lease ?? "0").toString(16).padStart(16, "0"), unb64(kv.key).slice(-16), "under the holder's lease");
+      assert.match(unb64(kv.value), /^(\d+ pod-x\n)$/);
+    }
+    const puts0 = a.stat("fleet_stats_puts_total");
+    const t0 = Date.now();
     for (const r of [a, c]) { // the same fleet from every process
       const p = await page(r);
       assert.equal(p.get(ACTIVE), 6, r.name);
@@ -98,7 +107,12 @@ describe("fleet view on /websocket/metrics [etcd]", () => {
     assert.equal((await page(c)).get("ws_governor_fleet_up"), 1);
     assert.deepEqual(late, [], "no reply to a stream that ended");
     assert.ok(c.stat("fleet_scrapes_total") >= 3);
-    assert.ok(a.stat("fleet_stats_puts_total") >= 1);
+    // one VM per process publishes per period (2 workers here): 6 more puts take at least 5 periods (+1 for the
+    // record's first claim, which has no cas), however the ticks fell
+    await waitFor(() => a.stat("fleet_stats_puts_total") >= puts0 + 6, { timeoutMs: 10_000, intervalMs: 20, what: "6 puts" });
+    const puts = a.stat("fleet_stats_puts_total") - puts0;
+    const periods = Math.floor((Date.now() - t0) / PERIOD_MS);
+    assert.ok(puts <= periods + 2, `${puts} puts in ${periods} periods: more than one VM published per period`);
 
     await etcd.halt();
     try {
