@@ -113,6 +113,9 @@ export function fleetScrape(s: Stream, page: string): void {
   if (f === null) return;
   const v = vmOf(root.id);
   root.metrics.inc(S.FleetScrapes);
+  // The dispatcher keeps only upgrades in `streams` (lazy contexts); a waiting scrape is kept there too, so that its
+  // end (on_log/on_done/on_delete) is seen and its answer skipped.
+  streams.set(s.id, s);
   v.waiting.push(s.id);
   v.pages.push(page);
   if (v.scrapeToken != 0) return;
