@@ -6,6 +6,7 @@ import { Stream, streams, CONTINUE, STOP, PLAIN, FLEET_ADMIT } from "./filter/st
 import { onRequestBody, onResponseBody, startInspection, expireClosing } from "./filter/frames";
 import { serveEndpoint } from "./filter/endpoints";
 import { fleetTick, fleetRequest } from "./filter/fleet"; // fleet module only: every use is under `if (FLEET)`
+import { fleetViewTick } from "./filter/fleet_view";        // fleet module only (as above)
 
 export { malloc, free } from "@solo-io/proxy-runtime/malloc";
 
@@ -43,7 +44,7 @@ export function proxy_on_tick(root: u32): void {
   if (!roots.has(root)) return;
   const r = roots.get(root);
   r.tick();
-  if (FLEET) { if (r.configured) fleetTick(r); }
+  if (FLEET) { if (r.configured) { fleetTick(r); fleetViewTick(r); } }
   expireClosing();
 }
 

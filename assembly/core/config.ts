@@ -45,6 +45,7 @@ export class FleetConfig {
   localCapPerClient: u32 = 0;
   rebalanceMs: u32 = 1000;
   rateHorizonSeconds: u32 = 5;
+  statsPeriodMs: u32 = 5000;
 }
 
 export class Config {
@@ -389,7 +390,7 @@ function read(root: JValue, cfg: Config): void {
 function readFleet(root: JValue, cfg: Config): void {
   // The field list lives here, not at module level: the local module must not carry it.
   const keys: string[] = ["cluster", "prefix", "lease_ttl_seconds", "call_timeout_ms", "block", "local_cap_per_pod",
-    "local_cap_per_client", "rebalance_ms", "rate_horizon_seconds"];
+    "local_cap_per_client", "rebalance_ms", "rate_horizon_seconds", "stats_period_ms"];
   const v = enter(root, "fleet", keys);
   if (v === null) return;
   const f = new FleetConfig();
@@ -406,6 +407,7 @@ function readFleet(root: JValue, cfg: Config): void {
   f.localCapPerClient = u32(int(v, "local_cap_per_client", 0, 1000000, 0));
   f.rebalanceMs = u32(int(v, "rebalance_ms", 100, 600000, 1000));
   f.rateHorizonSeconds = u32(int(v, "rate_horizon_seconds", 1, 60, 5));
+  f.statsPeriodMs = u32(int(v, "stats_period_ms", 100, 600000, 5000));
   pre = "";
   // Every limit is global in fleet mode, the default rate limit too; but a rate limit counts as the reason for a
   // fleet block only when written out (a fleet block whose only global limit would be the unwritten default is

@@ -22,9 +22,10 @@ export const enum S {
   // fleet module only (STAT_COUNT): etcd calls made, calls that failed (timeout, reset, HTTP status, unreadable
   // answer), upgrades that waited for etcd, refusals and fail-open admissions while etcd could not help, leases lost, slots
   // given back to etcd, connections registered under a new lease; rate-limit claims etcd confirmed, the tokens
-  // they claimed, tokens that expired unspent
+  // they claimed, tokens that expired unspent; the fleet view (filter/fleet_view.ts): stats puts and failed ones,
+  // metrics scrapes and those served without etcd
   FleetCalls = COUNT, FleetFailures, FleetWaits, FleetUnavailable, FleetOpenAdmits, FleetLeaseLost, FleetReturned, FleetRegistered,
-  FleetRateClaims, FleetRateTokens, FleetRateExpired,
+  FleetRateClaims, FleetRateTokens, FleetRateExpired, FleetStatsPuts, FleetStatsPutFailures, FleetScrapes, FleetScrapeFailures,
   FLEET_COUNT,
 }
 
@@ -36,7 +37,8 @@ function fleetName(s: i32): string {
     "fleet_calls_total", "fleet_call_failures_total", "fleet_waits_total", "fleet_unavailable_total",
     "fleet_open_admits_total", "fleet_lease_lost_total", "fleet_returned_slots_total",
     "fleet_registered_slots_total", "fleet_rate_claims_total", "fleet_rate_tokens_claimed_total",
-    "fleet_rate_tokens_expired_total",
+    "fleet_rate_tokens_expired_total", "fleet_stats_puts_total", "fleet_stats_put_failures_total",
+    "fleet_scrapes_total", "fleet_scrape_failures_total",
   ];
   return names[s - S.COUNT];
 }

@@ -15,6 +15,7 @@ import { sourceAddress, destinationAddress } from "./keys";
 import { Root } from "./root";
 import { Stream, CONTINUE, STOP } from "./stream";
 import { utf8Encode } from "../core/utf8";
+import { fleetScrape } from "./fleet_view"; // fleet module only: the use is under `if (FLEET)`
 
 const H_PATH = utf8Encode(":path");
 const LOOPBACK = defaultAllow(); // 127.0.0.0/8 and ::1
@@ -51,6 +52,7 @@ export function serveEndpoint(s: Stream): u32 {
     else sendLocalReply(200, "ws_governor_health", "ok\n", ["content-type", "text/plain"]);
     return STOP;
   }
+  if (FLEET) { if (cfg.fleet !== null) { fleetScrape(s, metricsText(root)); return STOP; } } // + the fleet's view
   sendLocalReply(200, "ws_governor_metrics", metricsText(root), ["content-type", "text/plain; version=0.0.4"]);
   return STOP;
 }

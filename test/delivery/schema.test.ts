@@ -66,7 +66,7 @@ const good: Array<[string, unknown]> = [
   ["bare addresses", { endpoint_allow: ["10.1.2.3", "::1", "fd00::/8"] }],
   ["upstream with max_pods", { mode: "upstream", max_pods: 4096, pod_name: "" }],
   ["message burst with rate", { frames: { messages_per_second: 10, message_burst: 20 } }],
-  ["fleet", { pod_name: "p", fleet: { cluster: "etcd", prefix: "/wsg/", lease_ttl_seconds: 2, call_timeout_ms: 10000, block: 1000, local_cap_per_pod: 5 } }],
+  ["fleet", { pod_name: "p", fleet: { cluster: "etcd", prefix: "/wsg/", lease_ttl_seconds: 2, call_timeout_ms: 10000, block: 1000, local_cap_per_pod: 5, stats_period_ms: 100 } }],
   ["fleet, a global rate limit only", { mode: "upstream", rate_limit: { requests: 100, window_seconds: 10 }, fleet: { cluster: "etcd", rate_horizon_seconds: 2 } }],
   ["fleet, client caps in upstream mode", { mode: "upstream", max_connections_per_client: 2, fleet: { cluster: "etcd", local_cap_per_client: 1, rebalance_ms: 500 } }],
   ["bounds", { cas_max_attempts: 64, client_buckets: 65536, tick_ms: 100, lease_ticks: 100, rate_limit: { burst: 1000000 } }],

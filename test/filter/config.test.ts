@@ -55,6 +55,7 @@ const FLEET_BAD: Array<[unknown, string]> = [
   [{ fleet: { cluster: "etcd", call_timeout_ms: 10001 } }, "fleet.call_timeout_ms: must be an integer in 10..10000"],
   [{ fleet: { cluster: "etcd", block: 0 } }, "fleet.block: must be an integer in 1..1000"],
   [{ fleet: { cluster: "etcd", local_cap_per_pod: -1 } }, "fleet.local_cap_per_pod: must be an integer in 0..1000000"],
+  [{ fleet: { cluster: "etcd", stats_period_ms: 99 } }, "fleet.stats_period_ms: must be an integer in 100..600000"],
   [{ fleet: "etcd" }, "fleet: must be an object, got string"],
   [{ mode: "upstream", fleet: { cluster: "etcd" } }, NO_GLOBAL],
   [{ max_connections_per_pod: 0, fleet: { cluster: "etcd" } }, NO_GLOBAL],
