@@ -48,12 +48,12 @@ lint: node_modules/.package-lock.json ## typecheck the harness; assembly/core st
 	  echo "lint: the tracked files above refer to the sibling shared/ folder, which a clone does not have (only docs/ may)"; exit 1; fi
 	@echo "lint: no tracked file outside docs/ refers to the sibling shared/ folder"
 
-check-abi: build ## would Envoy 1.30–1.36 link the modules? (imports, signatures, ABI, allocator), budgets 40 KiB / 64 KiB
+check-abi: build ## would Envoy 1.30–1.36 link the modules? (imports, signatures, ABI, allocator), budgets 40 KiB / 80 KiB
 	node tools/checks/check-abi.mjs $(WASM) $(FLEET_WASM)
 	@size=$$(stat -c %s $(WASM)); echo "release size: $$size bytes (budget ≤ 40960)"; \
 	  if [ $$size -gt 40960 ]; then echo "check-abi: the release module is over its 40 KiB budget"; exit 1; fi
-	@size=$$(stat -c %s $(FLEET_WASM)); echo "fleet size: $$size bytes (budget ≤ 65536)"; \
-	  if [ $$size -gt 65536 ]; then echo "check-abi: the fleet module is over its 64 KiB budget"; exit 1; fi
+	@size=$$(stat -c %s $(FLEET_WASM)); echo "fleet size: $$size bytes (budget ≤ 81920)"; \
+	  if [ $$size -gt 81920 ]; then echo "check-abi: the fleet module is over its 80 KiB budget"; exit 1; fi
 	node tools/checks/local-module.mjs $(WASM) $(FLEET_WASM)
 
 check-config: node_modules/.package-lock.json ## validate the Envoy configs in envoy/ and k8s/ against Envoy's v3 protos (@grpc/grpc-js-xds)
