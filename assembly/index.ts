@@ -5,7 +5,7 @@ import { Root, roots } from "./filter/root";
 import { Stream, streams, CONTINUE, STOP, PLAIN, FLEET_ADMIT } from "./filter/stream";
 import { onRequestBody, onResponseBody, startInspection, expireClosing } from "./filter/frames";
 import { serveEndpoint } from "./filter/endpoints";
-import { fleetTick, fleetRequest } from "./filter/fleet"; // fleet module only: every use is under `if (FLEET)`
+import { fleetTick, fleetRequest, fleetResponse } from "./filter/fleet"; // fleet module only: every use is under `if (FLEET)`
 import { fleetViewTick } from "./filter/fleet_view";        // fleet module only (as above)
 
 export { malloc, free } from "@solo-io/proxy-runtime/malloc";
@@ -66,7 +66,8 @@ export function proxy_on_request_body(id: u32, size: u32, eos: u32): u32 {
 export function proxy_on_response_headers(id: u32, headers: u32, eos: u32): u32 {
   if (!streams.has(id)) return CONTINUE;
   const s = streams.get(id);
-  const r = s.onResponseHeaders();
+  let r = s.onResponseHeaders();
+  if (FLEET) { if (r == FLEET_ADMIT) r = fleetResponse(s) ? CONTINUE : STOP; }
   if (r == CONTINUE) startInspection(s);
   return r;
 }

@@ -414,8 +414,8 @@ function readFleet(root: JValue, cfg: Config): void {
   // most likely a mistake, such as upstream mode without a client cap).
   const rl = root.get("rate_limit");
   const rate = rl !== null && rl.type == JType.Obj;
-  if (cfg.maxPerClient == 0 && (cfg.mode != Mode.Inbound || cfg.maxPerPod == 0) && !rate) {
-    fail("fleet", "needs a global limit: max_connections_per_pod > 0 (mode \"inbound\"), max_connections_per_client > 0 or a rate_limit");
+  if (cfg.maxPerClient == 0 && cfg.maxPerPod == 0 && !rate) {
+    fail("fleet", "needs a global limit: max_connections_per_pod > 0, max_connections_per_client > 0 or a rate_limit");
   }
   cfg.fleet = f;
 }

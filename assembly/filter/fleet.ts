@@ -9,7 +9,12 @@ import { PASS } from "./fleet_wait";
 import { vmOf, keepalive, keepaliveAnswer, leaseAnswer, needLease, liveLease, L_GRANT, L_IDLE, LEASE_WAIT } from "./fleet_lease";
 import { rateAnswer, rateTick } from "./fleet_rate";
 import { limitAnswer, limitsTick, leaseSettled } from "./fleet_limit";
-import { fleetAdmit, fleetResume } from "./fleet_admit";
+import { fleetAdmit, fleetAdmitResponse, ST_RESPONSE } from "./fleet_admit";
+import { startInspection } from "./frames";
+import { setEffectiveContext } from "../host/abi";
+import { continueRequest, continueResponse } from "../host/http";
+import { streams } from "./stream";
+import { takeWoken } from "./fleet_wait";
 
 /** Request headers of an upgrade that passed the local checks. True: continue now; false: stopped (waiting or
  *  answered). */
@@ -17,6 +22,39 @@ export function fleetRequest(s: Stream): bool {
   const r = fleetAdmit(s);
   fleetResume(s.root); // a stage may have decided other streams (never in practice; cheap when none)
   return r == PASS;
+}
+
+/** Mode upstream, response headers of a 101: the pod's global cap. True: continue now (confirmed). */
+export function fleetResponse(s: Stream): bool {
+  const r = fleetAdmitResponse(s);
+  fleetResume(s.root);
+  if (r != PASS) return false;
+  s.confirm();
+  return true;
+}
+
+/** Runs the admission of every woken stream again, each under its own context, and continues those admitted (the
+ *  request, or at a 101 the response: then the upgrade is confirmed and frame inspection starts); then back to the
+ *  root's context. */
+function fleetResume(root: Root): void {
+  for (let round = 0; round < 4; round++) {
+    const todo = takeWoken();
+    if (todo.length == 0) break;
+    for (let i = 0; i < todo.length; i++) {
+      const id = todo[i];
+      if (!streams.has(id)) continue;
+      const s = streams.get(id);
+      if (s.finished || s.replied) continue;
+      if (setEffectiveContext(id) != 0) continue;
+      if (fleetAdmit(s) != PASS) continue;
+      if (s.fleetStage == ST_RESPONSE) {
+        s.confirm();
+        startInspection(s);
+        continueResponse();
+      } else continueRequest();
+    }
+  }
+  setEffectiveContext(root.id);
 }
 
 /** Root tick: keepalive, a lease for a process that has none yet, chains' watchdogs, pending waits, returns. */

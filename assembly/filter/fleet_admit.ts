@@ -3,21 +3,21 @@
 // (the request stays stopped) or decides. A woken stream runs again from the stage it waited in.
 import { Mode } from "../core/config";
 import { bucketOf } from "../core/ledger";
-import { setEffectiveContext } from "../host/abi";
-import { continueRequest } from "../host/http";
-import { Root } from "./root";
-import { Stream, streams } from "./stream";
+import { Stream } from "./stream";
 import { keyValue } from "./keys";
-import { PASS, DONE, ST_RATE, takeWoken } from "./fleet_wait";
+import { PASS, DONE, ST_RATE } from "./fleet_wait";
 import { rateStage } from "./fleet_rate";
-import { limitStage, POD, CLIENT } from "./fleet_limit";
+import { limitStage, podId, POD, CLIENT } from "./fleet_limit";
 
 const ST_CLIENT: u8 = 2;
 const ST_POD: u8 = 3;
+/** Mode upstream: the pod's cap at the 101 (the pod is upstream.address, known only then). */
+export const ST_RESPONSE: u8 = 4;
 
 export function fleetAdmit(s: Stream): i32 {
   const root = s.root;
   const cfg = root.config;
+  if (s.fleetStage == ST_RESPONSE) return limitStage(s, POD);
   if (s.fleetStage == 0) { // first pass: the client's bucket while the request headers are at hand
     if (cfg.maxPerClient > 0) {
       s.fleetKey = keyValue(cfg.clientKey, root.clientMetaPath);
@@ -38,23 +38,17 @@ export function fleetAdmit(s: Stream): i32 {
     s.fleetStage = ST_POD;
   }
   if (cfg.mode != Mode.Inbound) return PASS; // upstream mode: the pod's slot is taken at the 101, per process
-  if (cfg.maxPerPod > 0) return limitStage(s, POD);
+  if (cfg.maxPerPod > 0) {
+    s.fleetPod = podId(root.pod);
+    return limitStage(s, POD);
+  }
   return s.acquirePodSlot(root.pod) ? PASS : DONE;
 }
 
-/** Runs the admission of every woken stream again, each under its own context; then back to the root's. */
-export function fleetResume(root: Root): void {
-  for (let round = 0; round < 4; round++) {
-    const todo = takeWoken();
-    if (todo.length == 0) break;
-    for (let i = 0; i < todo.length; i++) {
-      const id = todo[i];
-      if (!streams.has(id)) continue;
-      const s = streams.get(id);
-      if (s.finished || s.replied) continue;
-      if (setEffectiveContext(id) != 0) continue;
-      if (fleetAdmit(s) == PASS) continueRequest();
-    }
-  }
-  setEffectiveContext(root.id);
+/** Mode upstream, at the 101: the pod's global cap (s.pod = upstream.address). */
+export function fleetAdmitResponse(s: Stream): i32 {
+  s.fleetStage = ST_RESPONSE;
+  s.fleetPod = podId(s.pod);
+  s.fleetSince = 0;
+  return fleetAdmit(s);
 }

@@ -61,18 +61,43 @@ function chainsOf(root: Root): Map<u32, Chain> {
 }
 function chainOf(root: Root, kind: u8, bucket: u32): Chain {
   const m = chainsOf(root);
-  const k = kind == POD ? 0xffffffff : bucket;
+  const k = kind == POD ? 0x80000000 | bucket : bucket;
   if (!m.has(k)) m.set(k, new Chain(kind, bucket));
   return m.get(k);
 }
 
+// Pods by a VM-local number (a limit's `bucket` for kind POD): inbound, the sidecar's pod; upstream, every
+// upstream.address seen at a 101. Held by address (see fleet_lease.ts).
+let podNamesPtr: usize = 0;
+function podNames(): Array<string> {
+  if (podNamesPtr == 0) podNamesPtr = __retain(changetype<usize>(new Array<string>(0)));
+  return changetype<Array<string>>(podNamesPtr);
+}
+export function podId(name: string): u32 {
+  const a = podNames();
+  for (let i = 0; i < a.length; i++) if (a[i] == name) return u32(i);
+  a.push(name);
+  return u32(a.length - 1);
+}
+function podName(id: u32): string {
+  const a = podNames();
+  return id < u32(a.length) ? a[id] : "";
+}
+
+/** The shared-data grant of a limit. The inbound pod's key is created at configure; an upstream pod's on its first
+ *  grant (Envoy ignores the cas of a set on a missing key: two first grants racing may keep one of the two values,
+ *  which only leaves etcd holding more than the process uses until the next return reconciles it). */
 function grantKey(root: Root, kind: u8, bucket: u32): string {
+  if (kind == POD) {
+    const pod = podName(bucket);
+    if (pod != root.pod) return root.config.keyPrefix + ":fgp:" + pod;
+  }
   return fleetGrantKey(root.config.keyPrefix, kind == POD, bucket);
 }
 function etcdPrefix(root: Root, ch: Chain): string {
   const f = root.config.fleet;
   const p = f === null ? "" : f.prefix;
-  return ch.kind == POD ? p + "pod/" + root.pod + "/" : p + "client/" + ch.bucket.toString() + "/";
+  return ch.kind == POD ? p + "pod/" + podName(ch.bucket) + "/" : p + "client/" + ch.bucket.toString() + "/";
 }
 function capOf(root: Root, kind: u8): u32 { return kind == POD ? root.config.maxPerPod : root.config.maxPerClient; }
 function blockOf(root: Root, kind: u8): u32 {
@@ -135,7 +160,7 @@ function usedOf(root: Root, ch: Chain): u64 {
   for (let i: u32 = 0; i < cfg.maxPods; i++) {
     if (store.get(podKey(cfg.keyPrefix, i32(i))) == ST_OK) {
       const l = decodeLedger(store.valuePtr, store.valueLen);
-      if (l !== null && l.name == root.pod) n += l.total();
+      if (l !== null && l.name == podName(ch.bucket)) n += l.total();
     }
     store.done();
   }
@@ -146,23 +171,24 @@ function usedOf(root: Root, ch: Chain): u64 {
 function admitLocal(s: Stream, kind: u8, extra: u32): Outcome {
   const root = s.root;
   const cfg = root.config;
-  const b = s.fleetBucket;
+  const b = kind == POD ? s.fleetPod : s.fleetBucket & 0xffff;
+  const pod = podName(s.fleetPod);
   const cap = grantedNow(root, kind, b) + extra;
   if (cap == 0 && cfg.enforce) return Outcome.OverLimit;
   const res = root.res;
   res.reset();
   let key = clientKey(cfg.keyPrefix, b);
   if (kind == POD) {
-    acquirePod(root.store, cfg.keyPrefix, cfg.maxPods, root.pod, root.podSlot, root.vm, cap, !cfg.enforce,
-               cfg.casMaxAttempts, res);
-    if (res.slot >= 0) root.podSlot = res.slot;
+    acquirePod(root.store, cfg.keyPrefix, cfg.maxPods, pod, pod == root.pod ? root.podSlot : -1, root.vm, cap,
+               !cfg.enforce, cfg.casMaxAttempts, res);
+    if (res.slot >= 0 && pod == root.pod) root.podSlot = res.slot;
     key = podKey(cfg.keyPrefix, res.slot);
   } else acquireCounter(root.store, key, root.vm, cap, !cfg.enforce, cfg.casMaxAttempts, res);
   if (res.retries > 0) root.metrics.inc(S.CasRetries, i64(res.retries));
   if (res.outcome != Outcome.Admitted) return res.outcome;
   // A return may have lowered the grant between our read and our CAS: then this admission does not count.
   if (cfg.enforce && res.total > u64(grantedNow(root, kind, b) + extra)) {
-    const name = kind == POD ? root.pod : "";
+    const name = kind == POD ? pod : "";
     res.reset();
     release(root.store, key, name, root.vm, cfg.casMaxAttempts * 4, res);
     if (res.outcome != Outcome.Admitted && res.outcome != Outcome.Orphan) root.addPending(key, name);
@@ -170,7 +196,7 @@ function admitLocal(s: Stream, kind: u8, extra: u32): Outcome {
   }
   if (kind == POD) {
     s.podKey = key;
-    s.pod = root.pod;
+    s.pod = pod;
     root.metrics.inc(S.Active, 1);
   } else s.client = key;
   return Outcome.Admitted;
@@ -178,12 +204,12 @@ function admitLocal(s: Stream, kind: u8, extra: u32): Outcome {
 
 function refuse(s: Stream, kind: u8, reason: Reason): i32 {
   s.fleetSince = 0;
-  return s.reject(reason, s.fleetKey, kind == POD ? s.root.pod : "") ? DONE : PASS;
+  return s.reject(reason, s.fleetKey, kind == POD ? podName(s.fleetPod) : "") ? DONE : PASS;
 }
 
 function contention(s: Stream, kind: u8): i32 {
   s.fleetSince = 0;
-  return s.contention(s.fleetKey, kind == POD ? s.root.pod : "") ? PASS : DONE;
+  return s.contention(s.fleetKey, kind == POD ? podName(s.fleetPod) : "") ? PASS : DONE;
 }
 
 /** etcd could not help: failure_mode (open: within the grant + the local extra cap). */
@@ -218,7 +244,7 @@ export function limitStage(s: Stream, kind: u8): i32 {
   const now = nowMs();
   if (s.fleetSince == 0) { s.fleetSince = now; root.metrics.inc(S.FleetWaits); }
   else if (now - s.fleetSince > 4 * u64(f.callTimeoutMs)) return contention(s, kind); // bounded wait
-  const ch = chainOf(root, kind, s.fleetBucket);
+  const ch = chainOf(root, kind, kind == POD ? s.fleetPod : s.fleetBucket & 0xffff);
   ch.waiting.push(s.id);
   if (ch.phase != IDLE) return WAIT;
   if (startGrant(root, ch)) return WAIT;
@@ -447,7 +473,7 @@ export function limitsTick(root: Root, vm: FleetVm): void {
   const f = root.config.fleet;
   if (f === null) return;
   const now = nowMs();
-  if (root.config.maxPerPod > 0 && root.pod.length > 0) chainOf(root, POD, 0);
+  if (root.config.maxPerPod > 0 && root.pod.length > 0) chainOf(root, POD, podId(root.pod)); // registers after a partition
   const m = chainsOf(root);
   const ks = m.keys();
   for (let i = 0; i < ks.length; i++) {

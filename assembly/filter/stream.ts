@@ -52,6 +52,7 @@ export class Stream {
   fleetVerdict: u8 = 0;      // fleet module: what the chain this stream waited on said (fleet_wait.ts)
   fleetBucket: u32 = 0;      // fleet module: the client bucket (low half; the rate bucket in the high half)
   fleetKey: string = "";     // fleet module: the client key (for the rejection line)
+  fleetPod: u32 = 0;         // fleet module: the pod's number (fleet_limit.ts podId)
 
   constructor(id: u32, root: Root) { this.id = id; this.root = root; }
 
@@ -84,8 +85,15 @@ export class Stream {
     if (this.root.config.mode == Mode.Upstream) {
       let pod = propertyString(UPSTREAM_ADDRESS);
       if (pod === null) pod = "unknown";
+      if (FLEET) { if (this.root.config.fleet !== null && this.root.config.maxPerPod > 0) { this.pod = pod; return FLEET_ADMIT; } }
       if (!this.acquirePodSlot(pod)) return STOP; // 503 from on_response_headers goes straight to the client (§7.3)
     }
+    this.confirm();
+    return CONTINUE;
+  }
+
+  /** Admitted at the 101 (and, upstream, holding its pod slot). */
+  confirm(): void {
     this.confirmed = true;
     this.startMs = nowMs();
     this.root.metrics.inc(S.Accepted);
@@ -94,7 +102,6 @@ export class Stream {
       this.root.metrics.inc(S.Active, 1);
     }
     if (this.root.debug) log(LOG_DEBUG, "ws_governor: upgraded stream=" + this.id.toString() + " pod=" + this.pod);
-    return CONTINUE;
   }
 
   /** First of on_log / on_done / on_delete: release exactly once. */

@@ -46,3 +46,7 @@ export function callBody(size: u32, max: u32): string {
 export function continueRequest(): u32 {
   return imp.proxy_continue_stream(0);
 }
+
+export function continueResponse(): u32 {
+  return imp.proxy_continue_stream(1);
+}

@@ -68,6 +68,7 @@ const good: Array<[string, unknown]> = [
   ["message burst with rate", { frames: { messages_per_second: 10, message_burst: 20 } }],
   ["fleet", { pod_name: "p", fleet: { cluster: "etcd", prefix: "/wsg/", lease_ttl_seconds: 2, call_timeout_ms: 10000, block: 1000, local_cap_per_pod: 5, stats_period_ms: 100 } }],
   ["fleet, a global rate limit only", { mode: "upstream", rate_limit: { requests: 100, window_seconds: 10 }, fleet: { cluster: "etcd", rate_horizon_seconds: 2 } }],
+  ["fleet, upstream mode (global per-pod caps)", { mode: "upstream", fleet: { cluster: "etcd" } }],
   ["fleet, client caps in upstream mode", { mode: "upstream", max_connections_per_client: 2, fleet: { cluster: "etcd", local_cap_per_client: 1, rebalance_ms: 500 } }],
   ["bounds", { cas_max_attempts: 64, client_buckets: 65536, tick_ms: 100, lease_ticks: 100, rate_limit: { burst: 1000000 } }],
 ];
@@ -103,11 +104,10 @@ const bad: Array<[string, unknown, string]> = [
   ["fleet prefix without a final slash", { fleet: { cluster: "etcd", prefix: "/wsg" } }, "pattern"],
   ["fleet lease TTL 1", { fleet: { cluster: "etcd", lease_ttl_seconds: 1 } }, "minimum"],
   ["fleet unknown key", { fleet: { cluster: "etcd", local_cap: 1 } }, "additionalProperties"],
-  ["fleet in upstream mode without a client cap", { mode: "upstream", fleet: { cluster: "etcd" } }, "not"],
   ["fleet without a per-pod or per-client cap", { max_connections_per_pod: 0, fleet: { cluster: "etcd" } }, "not"],
   ["fleet rate horizon 0", { fleet: { cluster: "etcd", rate_horizon_seconds: 0 } }, "minimum"],
   ["fleet rate horizon 61", { fleet: { cluster: "etcd", rate_horizon_seconds: 61 } }, "maximum"],
-  ["fleet in upstream mode with rate_limit null", { mode: "upstream", rate_limit: null, fleet: { cluster: "etcd" } }, "not"],
+  ["fleet with rate_limit null and no cap", { mode: "upstream", rate_limit: null, max_connections_per_pod: 0, fleet: { cluster: "etcd" } }, "not"],
   ["fleet rebalance below 100 ms", { fleet: { cluster: "etcd", rebalance_ms: 50 } }, "minimum"],
 ];
 

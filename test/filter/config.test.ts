@@ -45,7 +45,7 @@ const BAD: Array<[unknown, string]> = [
   [{ fleet: { cluster: "etcd" } }, "fleet: needs build/ws-governor-fleet.wasm"],
 ];
 
-const NO_GLOBAL = "fleet: needs a global limit: max_connections_per_pod > 0 (mode \"inbound\"), max_connections_per_client > 0 or a rate_limit";
+const NO_GLOBAL = "fleet: needs a global limit: max_connections_per_pod > 0, max_connections_per_client > 0 or a rate_limit";
 /** Fleet module only (build/ws-governor-fleet.wasm): the fleet block's own errors. */
 const FLEET_BAD: Array<[unknown, string]> = [
   [{ fleet: {} }, "fleet.cluster: must be the name of the etcd cluster (1..128 characters)"],
@@ -57,7 +57,6 @@ const FLEET_BAD: Array<[unknown, string]> = [
   [{ fleet: { cluster: "etcd", local_cap_per_pod: -1 } }, "fleet.local_cap_per_pod: must be an integer in 0..1000000"],
   [{ fleet: { cluster: "etcd", stats_period_ms: 99 } }, "fleet.stats_period_ms: must be an integer in 100..600000"],
   [{ fleet: "etcd" }, "fleet: must be an object, got string"],
-  [{ mode: "upstream", fleet: { cluster: "etcd" } }, NO_GLOBAL],
   [{ max_connections_per_pod: 0, fleet: { cluster: "etcd" } }, NO_GLOBAL],
   [{ fleet: { cluster: "etcd", local_cap_per_client: 1.5 } }, "fleet.local_cap_per_client: must be an integer in 0..1000000"],
   [{ fleet: { cluster: "etcd", rebalance_ms: 99 } }, "fleet.rebalance_ms: must be an integer in 100..600000"],
@@ -65,7 +64,7 @@ const FLEET_BAD: Array<[unknown, string]> = [
   [{ fleet: { cluster: "etcd", rate_horizon_seconds: 0 } }, "fleet.rate_horizon_seconds: must be an integer in 1..60"],
   [{ fleet: { cluster: "etcd", rate_horizon_seconds: 61 } }, "fleet.rate_horizon_seconds: must be an integer in 1..60"],
   // the default rate limit is global in fleet mode too, but only a written one counts as the fleet block's reason
-  [{ mode: "upstream", rate_limit: null, fleet: { cluster: "etcd" } }, NO_GLOBAL],
+  [{ mode: "upstream", rate_limit: null, max_connections_per_pod: 0, fleet: { cluster: "etcd" } }, NO_GLOBAL],
 ];
 
 test("B2 configuration strict: bad configurations are rejected with exactly one critical line naming the field", () => {

@@ -7,6 +7,8 @@ import { etcdGate, type Etcd } from "../support/etcd.ts";
 import { rng } from "../filter/support.ts";
 import { waitFor } from "../support/wait.ts";
 import { useEtcd, traps, etcdSlots, fleetConfig, startReplica, sum, upgrade, type Replica, type Upgrade } from "./support.ts";
+import { conn, upgradeHeaders, H101 } from "../filter/support.ts";
+import type { LocalReply, StepResult } from "../filter/support.ts";
 
 const gate = etcdGate();
 const T = { skip: gate.skip, timeout: 60_000 };
@@ -170,5 +172,59 @@ describe("fleet mode: per-client caps and returns [etcd]", () => {
     assert.ok(sum(await etcdSlots(etcd.clientUrl, prefix)) <= 4);
     for (const u of [...fa.open, ...bOpen]) u.s.complete();
     for (const r of [a, b]) assert.deepEqual(traps(r), []);
+  });
+  test("mode upstream (a gateway fleet): each upstream pod's cap holds across three processes at the 101; the " +
+    "response waits for etcd when needed; other pods are not affected", T, async () => {
+    assert.ok(etcd);
+    const prefix = "/t-upstream/";
+    const cfg = JSON.stringify({
+      mode: "upstream", max_connections_per_pod: 3, rate_limit: null, tick_ms: 100,
+      fleet: { cluster: "etcd", prefix, lease_ttl_seconds: 2, call_timeout_ms: 1000, block: 1 }, // no idle slots
+    });
+    const rs = ["a", "b", "c"].map((n) => startReplica(`gw-${n}`, port, cfg));
+    replicas.push(...rs);
+    /** An upgrade routed to `pod`: admitted or refused at its 101 (maybe after the filter's etcd wait). */
+    const up = (r: Replica, worker: number, pod: string) => {
+      const s = r.h.newStream(worker, conn(`10.1.0.9:4${worker}001`));
+      s.setUpstream({ address: pod, port: 8080, clusterName: "ws" });
+      return new Promise<{ admitted: boolean; reply?: LocalReply; s: typeof s }>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("an upgrade waited > 5 s")), 5000);
+        const done = (v: { admitted: boolean; reply?: LocalReply }) => { clearTimeout(timer); resolve({ ...v, s }); };
+        s.events = {
+          onAsync: (x: StepResult, dir: string) => {
+            if (dir !== "response") return;
+            if (x.kind === "continue") done({ admitted: true });
+            else if (x.kind === "localReply") done({ admitted: false, reply: x.reply });
+          },
+        };
+        const r1 = s.decodeHeaders(upgradeHeaders(), true);
+        assert.equal(r1.kind, "continue", "the request goes on: the pod is chosen by Envoy, known at the 101");
+        const r2 = s.encodeHeaders(H101, false);
+        if (r2.kind === "continue") done({ admitted: true });
+        else if (r2.kind === "localReply") done({ admitted: false, reply: r2.reply });
+        else assert.equal(r2.kind, "stop");
+      });
+    };
+    const podA = "10.0.7.1:8080", podB = "10.0.7.2:8080";
+    const tries = await Promise.all(rs.flatMap((r) => [up(r, 0, podA), up(r, 1, podA), up(r, 0, podA)]));
+    const openA = tries.filter((t) => t.admitted);
+    assert.equal(openA.length, 3, "pod A: exactly its cap across the fleet");
+    assert.deepEqual([...new Set(tries.filter((t) => !t.admitted).map((t) => t.reply?.details))], ["ws_governor_pod_full"]);
+    assert.ok(tries.filter((t) => !t.admitted).every((t) => t.reply?.status === 503));
+    assert.equal(sum(await etcdSlots(etcd.clientUrl, prefix, podA)), 3);
+    const b = await Promise.all(rs.map((r) => up(r, 1, podB)));
+    assert.equal(b.filter((t) => t.admitted).length, 3, "pod B has its own cap");
+    // one of A's closes: A may take one more, through any process
+    openA[0].s.complete();
+    let again = false;
+    for (let i = 0; i < 40 && !again; i++) {
+      const t = await up(rs[(i + 1) % 3], i % 2, podA);
+      if (t.admitted) { again = true; openA.push(t); } else await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.ok(again, "A's freed slot came back to the fleet");
+    const accepted = rs.reduce((t, r) => t + r.stat("accepted_total"), 0);
+    assert.equal(accepted, 3 + 3 + 1, "accepted_total counts the upgrades confirmed at the 101");
+    for (const t of [...openA.slice(1), ...b]) if (t.admitted) t.s.complete();
+    for (const r of rs) assert.deepEqual(traps(r), []);
   });
 });
