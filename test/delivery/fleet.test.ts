@@ -48,8 +48,8 @@ test("delivery: envoy/envoy-fleet.yaml loads the fleet module and names one of i
   assert.equal(at(config, "vm_config", "code", "local", "filename"), "/etc/envoy/ws-governor-fleet.wasm");
   assert.equal(at(config, "vm_config", "vm_id"), "ws_governor");
   const plugin = JSON.parse(String(at(config, "configuration", "value"))) as JsonObject;
-  assert.equal(plugin.mode, "inbound", "a global per-pod cap needs mode inbound");
-  assert.ok(typeof plugin.pod_name === "string" && plugin.pod_name.length > 0, "pod_name set: the same capped name on every replica");
+  assert.equal(plugin.mode, "upstream", "a gateway fleet: each backend pod capped over the fleet at its 101");
+  assert.equal(plugin.pod_name, undefined);
   assert.ok(Number(plugin.max_connections_per_pod) > 0);
   const fleet = plugin.fleet as JsonObject;
   assert.ok(isObject(fleet));
@@ -72,9 +72,8 @@ test("delivery: k8s/fleet puts the fleet module on the gateway and adds the etcd
   assert.match(String(spec.url), /^oci:\/\/.*\/ws-governor-fleet[:@]/, "the fleet module's artifact (make oci: build/oci-fleet)");
   assert.equal(spec.failStrategy, "FAIL_OPEN");
   const config = spec.pluginConfig as JsonObject;
-  assert.equal(config.mode, "inbound");
-  assert.ok(typeof config.pod_name === "string" && config.pod_name.length > 0);
-  assert.equal(config.max_pods, undefined, "the patch removes the upstream-only key");
+  assert.equal(config.mode, "upstream", "the gateway's mode: each backend pod capped over the fleet at its 101");
+  assert.equal(config.pod_name, undefined);
   const fleet = config.fleet as JsonObject;
 
   const filters = find("EnvoyFilter");

@@ -1,7 +1,7 @@
 // The shipped envoy/envoy-fleet.yaml as a fleet: two loopback proxies (two emulated Envoy processes, 2 workers each)
 // run the file unchanged except for a small cap and a longer call timeout, its ws_backend cluster pointed at one echo
 // pod and its etcd cluster at a real etcd. The cap holds across both: exactly `cap` sockets open, the rest 503, etcd holds exactly the cap
-// under the file's own prefix and pod_name.
+// under the file's own prefix, for the backend pod's upstream.address.
 //   node --import tsx --test --test-reporter=tap test/fleet/shipped.test.ts
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -39,7 +39,8 @@ describe("envoy/envoy-fleet.yaml on two replicas sharing a real etcd [etcd]", ()
   test(`cap ${CAP} across both replicas: ${CAP} open, the others 503; etcd holds the cap under the file's prefix`, T, async () => {
     assert.ok(etcd);
     const own = JSON.parse(readBootstrap(parseYaml(readFileSync(FILE, "utf8"))).listener.hcm.wasm!.configuration) as
-      { pod_name: string; fleet: { cluster: string; prefix: string }; max_connections_per_pod: number };
+      { mode: string; fleet: { cluster: string; prefix: string }; max_connections_per_pod: number };
+    assert.equal(own.mode, "upstream", "the shipped gateway caps each backend pod (its upstream.address)");
     // call_timeout_ms 250 is for a LAN; a loaded test machine's cold etcd may take longer to answer the first lease
     // grant (504 from the call timeout), and the waiting upgrades would get failure_mode's 503 instead of a slot
     const configuration = JSON.stringify({ ...own, max_connections_per_pod: CAP, fleet: { ...own.fleet, call_timeout_ms: 2000 } });
@@ -68,7 +69,8 @@ describe("envoy/envoy-fleet.yaml on two replicas sharing a real etcd [etcd]", ()
     assert.deepEqual(refused, refused.map(() => 503));
     assert.equal(refused.length, 4);
     for (const [i, ws] of open.entries()) assert.equal(await echo(ws, `m${i}`), `m${i}`);
-    assert.equal(sum(await etcdSlots(etcd.clientUrl, own.fleet.prefix, own.pod_name)), CAP, "etcd granted exactly the cap");
+    // the one backend pod, as Envoy's router chose it (upstream.address)
+    assert.equal(sum(await etcdSlots(etcd.clientUrl, own.fleet.prefix, `127.0.0.1:${pods[0].port}`)), CAP, "etcd granted exactly the cap");
     assert.deepEqual(warnings, [], "no warnings (a failed etcd call logs one)");
     await Promise.all(open.map((ws) => closeWs(ws)));
   });
