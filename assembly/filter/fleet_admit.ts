@@ -7,7 +7,8 @@ import { Stream } from "./stream";
 import { keyValue } from "./keys";
 import { PASS, DONE, ST_RATE } from "./fleet_wait";
 import { rateStage } from "./fleet_rate";
-import { limitStage, podId, POD, CLIENT } from "./fleet_limit";
+import { limitStage } from "./fleet_limit";
+import { podId, POD, CLIENT } from "./fleet_grant";
 
 const ST_CLIENT: u8 = 2;
 const ST_POD: u8 = 3;

@@ -1,4 +1,4 @@
-// Fleet mode (fleet module only): global caps per pod (inbound) and per client bucket (docs/fleet.md §2–§3.5).
+// Fleet mode (fleet module only): global caps per pod (both modes) and per client bucket (docs/fleet.md §2–§3.5).
 // Each limit has, per Envoy process, a grant in shared data (core/fleet.ts Grant: slots etcd holds for the process
 // under its live lease) and, in etcd, the key <prefix><pod|client>/<name>/<lease hex>. Admission is the local ledger
 // with the grant as its cap; an upgrade that finds no free slot waits while its VM's chain asks etcd for a block
@@ -8,164 +8,18 @@
 // (and checked against the ledger's count, undone if an admission raced it) before etcd is asked. An admission
 // checks the grant again after its ledger CAS and undoes itself when a return lowered the grant meanwhile.
 import { S, Reason } from "../core/stats";
-import { ST_OK } from "../core/store";
-import { Outcome, acquirePod, acquireCounter, release, podKey, clientKey, fleetGrantKey } from "../core/ledger";
-import { decodeLedger } from "../core/codec";
+import { Outcome, acquirePod, acquireCounter, release, podKey, clientKey } from "../core/ledger";
 import { rangePrefixRequest, putIfUnchangedRequest, setOwnIfUnchangedRequest, createIfAbsentRequest, EtcdReply } from "../core/etcd";
-import { Grant, decodeGrant, encodeGrant, hex16, sumRange, grantSize, returnSize, PodRange } from "../core/fleet";
+import { hex16, sumRange, grantSize, returnSize } from "../core/fleet";
 import { FailureMode } from "../core/config";
 import { nowMs } from "../host/abi";
 import { Root } from "./root";
 import { Stream, streams } from "./stream";
 import { PASS, WAIT, DONE, V_NONE, V_GRANTED, V_FULL, V_FAILED, wake } from "./fleet_wait";
 import { FleetVm, vmOf, post, liveLease, needLease, leaseLost, LEASE_OK, LEASE_FAILED, L_GRANT } from "./fleet_lease";
+import { POD, CLIENT, IDLE, WAIT_LEASE, RANGE, TXN, V_PENDING, Chain, chainsOf, chainOf, podId, podName, etcdPrefix,
+         capOf, blockOf, readGrant, grantedNow, changeGrant, usedOf } from "./fleet_grant";
 
-export const POD: u8 = 0;
-export const CLIENT: u8 = 1;
-
-const IDLE: i32 = 0;
-const WAIT_LEASE: i32 = 1; // waiting for the process's lease
-const RANGE: i32 = 2;      // /v3/kv/range of the limit sent
-const TXN: i32 = 3;        // the grant (or return) txn sent
-const V_PENDING: u8 = 4;   // chain end: another VM's grant is in flight; waiters stay queued, the tick looks again
-
-/** One VM's chain of etcd calls for one limit. */
-class Chain {
-  kind: u8;
-  bucket: u32;
-  phase: i32 = IDLE;
-  token: u32 = 0;
-  attempts: u32 = 0;
-  chainMs: u64 = 0;
-  lease: u64 = 0;
-  delta: u32 = 0;           // grant: slots asked for; return: slots taken off locally
-  ret: bool = false;        // this chain returns slots (background) instead of granting
-  reg: bool = false;        // this chain registers connections opened under an older lease (§5.3)
-  dirty: bool = false;      // etcd may hold more for this process than its grant says: reconcile on the tick
-  scarce: bool = false;     // near the cap (§3.3): grants of 1, and every free slot goes back after rebalance_ms
-  probe: bool = false;      // this return chain only looks whether the limit is near its cap (then returns)
-  snap: EtcdReply | null = null; // the range as the last grant txn left it (the next grant may start from it)
-  snapMs: u64 = 0;
-  freeSince: u64 = 0;       // since when slots were returnable (0 = not)
-  waiting: Array<u32> = new Array<u32>(0);
-  range: PodRange = new PodRange();
-  constructor(kind: u8, bucket: u32) { this.kind = kind; this.bucket = bucket; }
-}
-
-let chainTablePtr: usize = 0; // held by address, as fleet_lease.ts's table
-function chainsOf(root: Root): Map<u32, Chain> {
-  if (chainTablePtr == 0) chainTablePtr = __retain(changetype<usize>(new Map<u32, Map<u32, Chain>>()));
-  const t = changetype<Map<u32, Map<u32, Chain>>>(chainTablePtr);
-  if (!t.has(root.id)) t.set(root.id, new Map<u32, Chain>());
-  return t.get(root.id);
-}
-function chainOf(root: Root, kind: u8, bucket: u32): Chain {
-  const m = chainsOf(root);
-  const k = kind == POD ? 0x80000000 | bucket : bucket;
-  if (!m.has(k)) m.set(k, new Chain(kind, bucket));
-  return m.get(k);
-}
-
-// Pods by a VM-local number (a limit's `bucket` for kind POD): inbound, the sidecar's pod; upstream, every
-// upstream.address seen at a 101. Held by address (see fleet_lease.ts).
-let podNamesPtr: usize = 0;
-function podNames(): Array<string> {
-  if (podNamesPtr == 0) podNamesPtr = __retain(changetype<usize>(new Array<string>(0)));
-  return changetype<Array<string>>(podNamesPtr);
-}
-export function podId(name: string): u32 {
-  const a = podNames();
-  for (let i = 0; i < a.length; i++) if (a[i] == name) return u32(i);
-  a.push(name);
-  return u32(a.length - 1);
-}
-function podName(id: u32): string {
-  const a = podNames();
-  return id < u32(a.length) ? a[id] : "";
-}
-
-/** The shared-data grant of a limit. The inbound pod's key is created at configure; an upstream pod's on its first
- *  grant (Envoy ignores the cas of a set on a missing key: two first grants racing may keep one of the two values,
- *  which only leaves etcd holding more than the process uses until the next return reconciles it). */
-function grantKey(root: Root, kind: u8, bucket: u32): string {
-  if (kind == POD) {
-    const pod = podName(bucket);
-    if (pod != root.pod) return root.config.keyPrefix + ":fgp:" + pod;
-  }
-  return fleetGrantKey(root.config.keyPrefix, kind == POD, bucket);
-}
-function etcdPrefix(root: Root, ch: Chain): string {
-  const f = root.config.fleet;
-  const p = f === null ? "" : f.prefix;
-  return ch.kind == POD ? p + "pod/" + podName(ch.bucket) + "/" : p + "client/" + ch.bucket.toString() + "/";
-}
-function capOf(root: Root, kind: u8): u32 { return kind == POD ? root.config.maxPerPod : root.config.maxPerClient; }
-function blockOf(root: Root, kind: u8): u32 {
-  const f = root.config.fleet;
-  return kind == CLIENT || f === null ? 1 : f.block;
-}
-
-let grantCas: u32 = 0;
-function readGrant(root: Root, kind: u8, bucket: u32): Grant {
-  const store = root.store;
-  let g: Grant | null = null;
-  if (store.get(grantKey(root, kind, bucket)) == ST_OK) g = decodeGrant(store.valuePtr, store.valueLen);
-  grantCas = store.cas;
-  store.done();
-  if (g === null) { root.metrics.inc(S.Corrupt); return new Grant(); } // malformed: nothing granted
-  return g;
-}
-function writeGrant(root: Root, kind: u8, bucket: u32, g: Grant, cas: u32): bool {
-  return root.store.set(grantKey(root, kind, bucket), encodeGrant(g), cas) == ST_OK;
-}
-
-/** Slots the process may use for this limit now (0 without a live lease or under an older lease). */
-function grantedNow(root: Root, kind: u8, bucket: u32): u32 {
-  const lease = liveLease(root);
-  if (lease == 0) return 0;
-  const g = readGrant(root, kind, bucket);
-  return g.lease == lease ? g.granted : 0;
-}
-
-/** Changes the grant by `delta` under lease `lease` (CAS; a grant under an older lease counts as 0). With `floor`
- *  (a return): refused when the result would be below it. False when the lease is not live or the CAS kept failing. */
-function changeGrant(root: Root, kind: u8, bucket: u32, lease: u64, delta: i64, busyUntil: u64): bool {
-  for (let i = 0; i < 16; i++) {
-    if (liveLease(root) != lease) return false;
-    const g = readGrant(root, kind, bucket);
-    const cas = grantCas;
-    if (g.lease != lease) { g.lease = lease; g.granted = 0; g.busyUntilMs = 0; }
-    const v = i64(g.granted) + delta;
-    if (v < 0) return false;
-    g.granted = u32(v);
-    if (busyUntil > g.busyUntilMs) g.busyUntilMs = busyUntil;
-    if (writeGrant(root, kind, bucket, g, cas)) return true;
-  }
-  return false;
-}
-
-/** Connections the process holds for this limit (its ledger's count over every VM). */
-function usedOf(root: Root, ch: Chain): u64 {
-  const cfg = root.config;
-  const store = root.store;
-  let n: u64 = 0;
-  if (ch.kind == CLIENT) {
-    if (store.get(clientKey(cfg.keyPrefix, ch.bucket)) == ST_OK) {
-      const l = decodeLedger(store.valuePtr, store.valueLen);
-      if (l !== null) n = l.total();
-    }
-    store.done();
-    return n;
-  }
-  for (let i: u32 = 0; i < cfg.maxPods; i++) {
-    if (store.get(podKey(cfg.keyPrefix, i32(i))) == ST_OK) {
-      const l = decodeLedger(store.valuePtr, store.valueLen);
-      if (l !== null && l.name == podName(ch.bucket)) n += l.total();
-    }
-    store.done();
-  }
-  return n;
-}
 
 /** The ledger admission with the process's grant (+ `extra`) as the cap, checked again after the CAS. */
 function admitLocal(s: Stream, kind: u8, extra: u32): Outcome {
