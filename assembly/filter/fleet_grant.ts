@@ -34,6 +34,7 @@ export class Chain {
   dirty: bool = false;      // etcd may hold more for this process than its grant says: reconcile on the tick
   scarce: bool = false;     // near the cap (§3.3): grants of 1, and every free slot goes back after rebalance_ms
   probe: bool = false;      // this return chain only looks whether the limit is near its cap (then returns)
+  far: bool = false;        // the last snapshot showed room for two blocks per holder: no probes needed
   snap: EtcdReply | null = null; // the range as the last grant txn left it (the next grant may start from it)
   snapMs: u64 = 0;
   freeSince: u64 = 0;       // since when slots were returnable (0 = not)

@@ -251,8 +251,9 @@ function onGrantRange(root: Root, ch: Chain, rep: EtcdReply): void {
   // (scarce mode). It ends when a snapshot shows room for two blocks per holder.
   const block = blockOf(root, ch.kind);
   const room = u64(cap) > pr.sum ? u64(cap) - pr.sum : 0;
+  ch.far = room >= 2 * u64(block) * u64(rep.kvs.length + 1);
   if (room < u64(block)) ch.scarce = true;
-  else if (room >= 2 * u64(block) * u64(rep.kvs.length + 1)) ch.scarce = false;
+  else if (ch.far) ch.scarce = false;
   const d = grantSize(cap, pr.sum, ch.scarce ? 1 : block);
   if (d == 0) { finish(root, ch, sibling ? V_PENDING : V_FULL); return; } // no room: wait for the sibling's grant
   if (!sendGrant(root, ch, rep, myKey, d)) finish(root, ch, V_FAILED);
@@ -263,6 +264,7 @@ function onReturnRange(root: Root, ch: Chain, rep: EtcdReply): void {
   const pr = ch.range;
   const cap = capOf(root, ch.kind);
   sumRange(rep.kvs, myKey, cap, pr);
+  ch.far = u64(cap) > pr.sum && u64(cap) - pr.sum >= 2 * u64(blockOf(root, ch.kind)) * u64(rep.kvs.length + 1);
   if (pr.mineBad || pr.mineRev == 0) { ch.dirty = false; finish(root, ch, V_GRANTED); return; } // nothing of ours
   if (ch.probe) { // free slots held while the limit is near its cap: give every one of them back (scarce mode)
     ch.probe = false;
@@ -352,7 +354,8 @@ export function limitsTick(root: Root, vm: FleetVm): void {
     const local = grantedNow(root, ch.kind, ch.bucket);
     const used = usedOf(root, ch);
     const r = returnSize(local, used, ch.scarce ? 0 : blockOf(root, ch.kind));
-    if (r == 0 && !ch.dirty && u64(local) <= used) { ch.freeSince = 0; continue; }
+    // nothing to return, nothing to reconcile, and either no free slot or (far from the cap) no need to look
+    if (r == 0 && !ch.dirty && (u64(local) <= used || ch.far)) { ch.freeSince = 0; continue; }
     if (ch.freeSince == 0) { ch.freeSince = now; continue; }
     if (now - ch.freeSince < u64(f.rebalanceMs)) continue;
     ch.freeSince = 0;
