@@ -49,10 +49,10 @@ function admitLocal(s: Stream, kind: u8, extra: u32): Outcome {
     return Outcome.OverLimit;
   }
   if (kind == POD) {
-    s.podKey = key;
+    s.podHeld = res.slot;
     s.pod = pod;
     root.metrics.inc(S.Active, 1);
-  } else s.client = key;
+  } else s.clientHeld = i32(b);
   return Outcome.Admitted;
 }
 

@@ -39,8 +39,8 @@ export class Stream {
   ws: bool = false;
   replied: bool = false;     // this filter sent a local reply on this stream
   confirmed: bool = false;   // 101 seen and admitted
-  client: string = "";       // client bucket key held ("" = none)
-  podKey: string = "";       // pod slot key held ("" = none)
+  clientHeld: i32 = -1;      // client bucket held (-1 = none): keys are built at release, not kept per connection
+  podHeld: i32 = -1;         // pod slot held (-1 = none)
   pod: string = "";
   startMs: u64 = 0;
   finished: bool = false;
@@ -97,7 +97,7 @@ export class Stream {
     this.confirmed = true;
     this.startMs = nowMs();
     this.root.metrics.inc(S.Accepted);
-    if (this.podKey.length == 0) { // admitted without a pod share (failure_mode open): counted by this VM alone
+    if (this.podHeld < 0) { // admitted without a pod share (failure_mode open): counted by this VM alone
       this.localGauge = true;
       this.root.metrics.inc(S.Active, 1);
     }
@@ -195,13 +195,14 @@ export class Stream {
     const cfg = root.config;
     const k = keyValue(cfg.clientKey, root.clientMetaPath);
     if (!root.ensureLease()) return this.contention(k, "");
-    const key = clientKey(cfg.keyPrefix, bucketOf(k, cfg.clientBuckets));
+    const bucket = bucketOf(k, cfg.clientBuckets);
+    const key = clientKey(cfg.keyPrefix, bucket);
     const res = root.res;
     res.reset();
     acquireCounter(root.store, key, root.vm, cfg.maxPerClient, !cfg.enforce, cfg.casMaxAttempts, res);
     this.noteRetries(res);
     if (res.outcome == Outcome.Admitted) {
-      this.client = key;
+      this.clientHeld = i32(bucket);
       if (res.total > u64(cfg.maxPerClient)) root.metrics.inc(S.ShadowClient); // shadow: admitted past the cap
       return true;
     }
@@ -222,7 +223,7 @@ export class Stream {
     this.noteRetries(res);
     if (res.slot >= 0 && pod == root.pod) root.podSlot = res.slot;
     if (res.outcome == Outcome.Admitted) {
-      this.podKey = podKey(cfg.keyPrefix, res.slot);
+      this.podHeld = res.slot;
       this.pod = pod;
       root.metrics.inc(S.Active, 1); // the gauge follows pod shares: +1 here, −1 when exactly this share goes
       if (cfg.maxPerPod > 0 && res.total > u64(cfg.maxPerPod)) root.metrics.inc(S.ShadowPod);
@@ -238,13 +239,14 @@ export class Stream {
   }
 
   private releaseAll(): void {
-    if (this.podKey.length > 0) {
-      this.releaseKey(this.podKey, this.pod);
-      this.podKey = "";
+    const prefix = this.root.config.keyPrefix;
+    if (this.podHeld >= 0) {
+      this.releaseKey(podKey(prefix, this.podHeld), this.pod);
+      this.podHeld = -1;
     }
-    if (this.client.length > 0) {
-      this.releaseKey(this.client, "");
-      this.client = "";
+    if (this.clientHeld >= 0) {
+      this.releaseKey(clientKey(prefix, u32(this.clientHeld)), "");
+      this.clientHeld = -1;
     }
   }
 
