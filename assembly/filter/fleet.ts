@@ -6,7 +6,7 @@ import { callStatus, callBody } from "../host/http";
 import { Root, roots } from "./root";
 import { Stream } from "./stream";
 import { PASS } from "./fleet_wait";
-import { vmOf, keepalive, keepaliveAnswer, leaseAnswer, needLease, liveLease, L_GRANT, L_IDLE, LEASE_WAIT } from "./fleet_lease";
+import { vmOf, keepalive, keepaliveAnswer, leaseAnswer, needLease, liveLease, L_GRANT, LEASE_WAIT } from "./fleet_lease";
 import { rateAnswer, rateTick } from "./fleet_rate";
 import { limitAnswer, limitsTick, leaseSettled } from "./fleet_limit";
 import { fleetAdmit, fleetAdmitResponse, ST_RESPONSE } from "./fleet_admit";

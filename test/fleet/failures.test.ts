@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { etcdGate, etcdPost, type Etcd } from "../support/etcd.ts";
 import { waitFor } from "../support/wait.ts";
-import { useEtcd, closeReplica, traps, delay, etcdSlots, fleetConfig, startReplica, sum, upgrade, type Replica, type Upgrade } from "./support.ts";
+import { useEtcd, closeReplica, traps, delay, etcdSlots, fleetConfig, outcomes, startReplica, sum, upgrade, type Replica, type Upgrade } from "./support.ts";
 
 const gate = etcdGate();
 const T = { skip: gate.skip, timeout: 90_000 };
@@ -17,18 +17,9 @@ async function admitted(u: Upgrade): Promise<boolean> {
   return o.admitted;
 }
 
-/** n upgrades on replica r, all awaited; returns the admitted ones (the others completed) and the refusal details. */
-async function fill(r: Replica, n: number): Promise<{ open: Upgrade[]; refused: string[] }> {
-  const ups: Upgrade[] = [];
-  for (let i = 0; i < n; i++) ups.push(upgrade(r, i % 2));
-  const open: Upgrade[] = [];
-  const refused: string[] = [];
-  for (const u of ups) {
-    const o = await u.outcome;
-    if (o.admitted) open.push(u);
-    else refused.push(o.reply?.details ?? "?");
-  }
-  return { open, refused };
+/** n upgrades on replica r (alternating workers), all awaited. */
+function fill(r: Replica, n: number): Promise<{ open: Upgrade[]; refused: string[] }> {
+  return outcomes(Array.from({ length: n }, (_, i) => upgrade(r, i % 2)));
 }
 
 describe("fleet mode failure drills [etcd]", () => {

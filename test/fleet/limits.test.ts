@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import { etcdGate, type Etcd } from "../support/etcd.ts";
 import { rng } from "../filter/support.ts";
 import { waitFor } from "../support/wait.ts";
-import { useEtcd, traps, etcdSlots, fleetConfig, startReplica, sum, upgrade, type Replica, type Upgrade } from "./support.ts";
+import { useEtcd, traps, etcdSlots, fleetConfig, outcomes, startReplica, sum, upgrade, type Replica, type Upgrade } from "./support.ts";
 import { conn, upgradeHeaders, H101 } from "../filter/support.ts";
 import type { LocalReply, StepResult } from "../filter/support.ts";
 
@@ -29,16 +29,6 @@ function client(r: Replica, worker: number, key: string): Upgrade {
   return upgrade(r, worker, 5000, [["x-client", key]]);
 }
 
-async function outcomes(ups: Upgrade[]): Promise<{ open: Upgrade[]; refused: string[] }> {
-  const open: Upgrade[] = [];
-  const refused: string[] = [];
-  for (const u of ups) {
-    const o = await u.outcome;
-    if (o.admitted) open.push(u);
-    else refused.push(o.reply?.details ?? "?");
-  }
-  return { open, refused };
-}
 
 describe("fleet mode: per-client caps and returns [etcd]", () => {
   let etcd: Etcd | undefined;

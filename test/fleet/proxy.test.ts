@@ -4,14 +4,13 @@
 // sockets that waited for etcd work (echo).
 //   node --import tsx --test --test-reporter=tap test/fleet/proxy.test.ts
 import assert from "node:assert/strict";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import type WebSocket from "ws";
 import { startProxy, type RunningProxy } from "../emulator/proxy/index.ts";
 import { renderBootstrap } from "../e2e/targets/render.ts";
-import { etcdGate, startEtcd, type Etcd } from "../support/etcd.ts";
-import { startPods, type PodServer } from "../support/pods.ts";
+import { etcdGate } from "../support/etcd.ts";
 import { closeWs, connectWs, echo } from "../support/ws-client.ts";
-import { FLEET_WASM, etcdSlots, sum } from "./support.ts";
+import { FLEET_WASM, etcdSlots, sum, useEtcdAndPod } from "./support.ts";
 
 const gate = etcdGate();
 const T = { skip: gate.skip, timeout: 60_000 };
@@ -32,22 +31,11 @@ function bootstrapWithEtcd(prefix: string): object {
 }
 
 describe("fleet mode through two loopback proxies, real ws clients [etcd]", () => {
-  let etcd: Etcd | undefined;
-  let pods: PodServer[] = [];
   const proxies: RunningProxy[] = [];
-  before(async () => {
-    if (gate.skip) return;
-    if (gate.failReason) throw new Error(gate.failReason);
-    etcd = await startEtcd();
-    pods = await startPods(1);
-  });
-  after(async () => {
-    for (const p of proxies) await p.close();
-    await Promise.all(pods.map((p) => p.kill()));
-    await etcd?.stop();
-  });
+  const env = useEtcdAndPod(gate, proxies);
 
   test(`${CAP} sockets open across both proxies, the others 503 pod_full; waited sockets echo`, T, async () => {
+    const { etcd, pods } = env;
     assert.ok(etcd);
     const port = Number(new URL(etcd.clientUrl).port);
     const prefix = "/t-proxy/";

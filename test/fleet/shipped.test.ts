@@ -6,14 +6,13 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import path from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import type WebSocket from "ws";
 import { parse as parseYaml } from "yaml";
 import { REPO_ROOT, readBootstrap, startProxy, type RunningProxy } from "../emulator/proxy/index.ts";
-import { etcdGate, startEtcd, type Etcd } from "../support/etcd.ts";
-import { startPods, type PodServer } from "../support/pods.ts";
+import { etcdGate } from "../support/etcd.ts";
 import { closeWs, connectWs, echo } from "../support/ws-client.ts";
-import { etcdSlots, sum } from "./support.ts";
+import { etcdSlots, sum, useEtcdAndPod } from "./support.ts";
 
 const gate = etcdGate();
 const T = { skip: gate.skip, timeout: 60_000 };
@@ -21,22 +20,11 @@ const FILE = path.join(REPO_ROOT, "envoy/envoy-fleet.yaml");
 const CAP = 4;
 
 describe("envoy/envoy-fleet.yaml on two replicas sharing a real etcd [etcd]", () => {
-  let etcd: Etcd | undefined;
-  let pods: PodServer[] = [];
   const proxies: RunningProxy[] = [];
-  before(async () => {
-    if (gate.skip) return;
-    if (gate.failReason) throw new Error(gate.failReason);
-    etcd = await startEtcd();
-    pods = await startPods(1);
-  });
-  after(async () => {
-    for (const p of proxies) await p.close();
-    await Promise.all(pods.map((p) => p.kill()));
-    await etcd?.stop();
-  });
+  const env = useEtcdAndPod(gate, proxies);
 
   test(`cap ${CAP} across both replicas: ${CAP} open, the others 503; etcd holds the cap under the file's prefix`, T, async () => {
+    const { etcd, pods } = env;
     assert.ok(etcd);
     const own = JSON.parse(readBootstrap(parseYaml(readFileSync(FILE, "utf8"))).listener.hcm.wasm!.configuration) as
       { mode: string; fleet: { cluster: string; prefix: string }; max_connections_per_pod: number };

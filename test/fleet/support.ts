@@ -7,6 +7,8 @@ import { EnvoyProcess, ROOT, G, conn, upgradeHeaders, H101 } from "../filter/sup
 import type { FilterStream, LocalReply, LogEntry, PluginHandle, StepResult } from "../filter/support.ts";
 import { after, before } from "node:test";
 import { b64, etcdPost, prefixEnd, startEtcd, unb64, type Etcd } from "../support/etcd.ts";
+import { startPods, type PodServer } from "../support/pods.ts";
+import type { RunningProxy } from "../emulator/proxy/index.ts";
 
 export const FLEET_WASM = join(ROOT, "build/ws-governor-fleet.wasm");
 let cache: Uint8Array | undefined;
@@ -89,6 +91,18 @@ export function upgrade(replica: Replica, worker: number, waitMs = 5000, extra: 
   return { s, replica, outcome };
 }
 
+/** Awaits every upgrade: the admitted ones (still open) and the refusals' details, in order. */
+export async function outcomes(ups: Upgrade[]): Promise<{ open: Upgrade[]; refused: string[] }> {
+  const open: Upgrade[] = [];
+  const refused: string[] = [];
+  for (const u of ups) {
+    const o = await u.outcome;
+    if (o.admitted) open.push(u);
+    else refused.push(o.reply?.details ?? "?");
+  }
+  return { open, refused };
+}
+
 /** The slots etcd holds for `pod` (or, with `kind` "client", for a client bucket) under `prefix`: holder key → slots. */
 export async function etcdSlots(clientUrl: string, prefix: string, pod = "pod-x", kind = "pod"): Promise<Map<string, number>> {
   const p = `${prefix}${kind}/${pod}/`;
@@ -135,4 +149,23 @@ export function useEtcd(gate: { skip: string | false; failReason?: string }, rep
     for (const r of replicas) closeReplica(r);
     await etcd?.stop();
   });
+}
+
+/** Inside a describe(): a real etcd and one ws echo pod for the suite's loopback proxies; after it, the proxies the
+ *  suite pushed onto `proxies`, the pod and etcd are stopped. `env.etcd` is undefined when the gate skips. */
+export function useEtcdAndPod(gate: { skip: string | false; failReason?: string }, proxies: RunningProxy[]):
+    { etcd?: Etcd; pods: PodServer[] } {
+  const env: { etcd?: Etcd; pods: PodServer[] } = { pods: [] };
+  before(async () => {
+    if (gate.skip) return;
+    if (gate.failReason) throw new Error(gate.failReason);
+    env.etcd = await startEtcd();
+    env.pods = await startPods(1);
+  });
+  after(async () => {
+    for (const p of proxies) await p.close();
+    await Promise.all(env.pods.map((p) => p.kill()));
+    await env.etcd?.stop();
+  });
+  return env;
 }
