@@ -46,6 +46,7 @@ export function proxy_on_tick(root: u32): void {
   r.tick();
   if (FLEET) { if (r.configured) { fleetTick(r); fleetViewTick(r); } }
   expireClosing();
+  r.metrics.flushCounters(); // counters reach Envoy once per tick (host/metrics.ts)
 }
 
 export function proxy_on_request_headers(id: u32, headers: u32, eos: u32): u32 {
@@ -92,5 +93,8 @@ export function proxy_on_delete(id: u32): void {
     streams.delete(id);
     return;
   }
-  if (roots.has(id)) roots.delete(id);
+  if (roots.has(id)) {
+    roots.get(id).metrics.flushCounters(); // a root going away keeps no counts back
+    roots.delete(id);
+  }
 }

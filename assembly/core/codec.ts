@@ -112,18 +112,27 @@ export function decodeRate(p: usize, len: i32): i64 {
   return t > u64(i64.MAX_VALUE) ? -1 : i64(t);
 }
 
-/** Heartbeats: each VM's beat value, which changes on every beat (ms since the epoch, or one more than the last
- *  value when the wall clock stepped back). Liveness is judged by whether a value changes, not by its age
- *  (ledger.ts Watch), so a wall-clock step (envoy-host.md §13.4) cannot make a live VM look silent. */
+/** Heartbeats: each VM's beat value, whose low 32 bits change on every beat (the VM's own beat count). Liveness is
+ *  judged by whether they change, not by any time (ledger.ts Watch), so a wall-clock step (envoy-host.md §13.4) cannot
+ *  make a live VM look silent. Bit 63 set: bits 32–62 hold what the VM has added to the active_connections gauge (so
+ *  whoever sweeps it when it dies can take that back, filter/root.ts); clear (an older module's entry, which held
+ *  ms since the epoch): none. */
+export const BEAT_GAUGE: u64 = 1 << 63;
+
+export function beatGauge(v: u64): i64 {
+  return (v & BEAT_GAUGE) != 0 ? i64((v >> 32) & 0x7fffffff) : -1;
+}
+
 export class Leases {
   vms: Array<u32> = new Array<u32>(0);
   beats: Array<u64> = new Array<u64>(0);
 
-  beat(vm: u32, nowMs: u64): bool {
+  /** Records vm's beat number `n` publishing `gauge` (clamped to 0…2^31−1); false when vm was not in the table. */
+  beat(vm: u32, n: u32, gauge: i64): bool {
+    const v = BEAT_GAUGE | u64(max<i64>(0, min<i64>(gauge, 0x7fffffff))) << 32 | u64(n);
     const i = this.vms.indexOf(vm);
-    if (i < 0) { this.vms.push(vm); this.beats.push(nowMs); return false; }
-    const prev = unchecked(this.beats[i]);
-    unchecked(this.beats[i] = nowMs > prev ? nowMs : prev + 1);
+    if (i < 0) { this.vms.push(vm); this.beats.push(v); return false; }
+    unchecked(this.beats[i] = v);
     return true;
   }
 

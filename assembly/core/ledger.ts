@@ -2,7 +2,7 @@
 // Every count is a set of per-VM shares (codec.ts Ledger), so the share of a VM that died can be removed by another.
 // Outcomes are explicit; the caller maps Contention to the configured failure mode and counts `retries`.
 import { SharedStore, ST_OK, ST_NOT_FOUND, ST_CAS_MISMATCH } from "./store";
-import { Ledger, Leases, decodeLedger, encodeLedger, decodeLeases, encodeLeases, fnv1a, removeAt } from "./codec";
+import { Ledger, Leases, decodeLedger, encodeLedger, decodeLeases, encodeLeases, fnv1a, removeAt, beatGauge } from "./codec";
 
 export const enum Outcome {
   Admitted = 0,   // share added (acquire) / share removed (release)
@@ -22,9 +22,14 @@ export class Result {
   reset(): void { this.outcome = Outcome.Error; this.retries = 0; this.slot = -1; this.total = 0; this.corrupt = 0; }
 }
 
-export function podKey(prefix: string, slot: i32): string { return prefix + ":pod:" + slot.toString(); }
-export function clientKey(prefix: string, bucket: u32): string { return prefix + ":cli:" + bucket.toString(); }
-export function rateKey(prefix: string, bucket: u32): string { return prefix + ":rl:" + bucket.toString(); }
+/** Numbered keys: prefix + tag + n (the pod table, client buckets, rate buckets). */
+export const POD_TAG = ":pod:";
+export const CLIENT_TAG = ":cli:";
+export const RATE_TAG = ":rl:";
+export function slotKey(prefix: string, tag: string, n: u32): string { return prefix + tag + n.toString(); }
+export function podKey(prefix: string, slot: i32): string { return slotKey(prefix, POD_TAG, u32(slot)); }
+export function clientKey(prefix: string, bucket: u32): string { return slotKey(prefix, CLIENT_TAG, bucket); }
+export function rateKey(prefix: string, bucket: u32): string { return slotKey(prefix, RATE_TAG, bucket); }
 export function leaseKey(prefix: string): string { return prefix + ":vms"; }
 export function seqKey(prefix: string): string { return prefix + ":seq"; }
 export function drainKey(prefix: string): string { return prefix + ":drain"; }
@@ -152,6 +157,7 @@ export class Beat {
   ok: bool = false;
   wasPresent: bool = false;     // false: first beat, or this VM had been declared dead
   dead: Array<u32> = new Array<u32>(0);
+  deadGauge: i64 = 0;           // what the dead VMs had published as their gauge share (beatGauge; none: 0), summed
   live: Leases = new Leases();
 }
 
@@ -167,10 +173,11 @@ export class Watch {
 
 /** Records vm's heartbeat and expires every VM whose value `watch` saw unchanged for `leaseTicks` beats. Exactly one
  *  VM sees a given dead VM in `dead` (the one whose CAS removed it), so exactly one sweeps its shares. */
-export function heartbeat(store: SharedStore, key: string, vm: u32, nowMs: u64, leaseTicks: u32, watch: Watch,
-                          attempts: u32, out: Beat): void {
+export function heartbeat(store: SharedStore, key: string, vm: u32, leaseTicks: u32, watch: Watch,
+                          attempts: u32, gauge: i64, out: Beat): void {
   out.ok = false;
   out.dead = new Array<u32>(0);
+  out.deadGauge = 0;
   const beat = ++watch.beats; // retries below see the same beat number, so they judge alike
   for (let a: u32 = 0; a < attempts; a++) {
     const st = store.get(key);
@@ -184,6 +191,7 @@ export function heartbeat(store: SharedStore, key: string, vm: u32, nowMs: u64, 
     }
     if (l === null) l = new Leases(); // missing or corrupt: start a fresh table (live VMs re-register next beat)
     const dead = new Array<u32>(0);
+    let deadGauge: i64 = 0;
     let i = 0;
     while (i < l.vms.length) {
       const x = l.vms[i];
@@ -200,6 +208,7 @@ export function heartbeat(store: SharedStore, key: string, vm: u32, nowMs: u64, 
       }
       if (x != vm && beat - watch.since[k] >= leaseTicks) {
         dead.push(x);
+        deadGauge += max<i64>(0, beatGauge(unchecked(l.beats[i])));
         removeAt(l.vms, i);
         removeAt(l.beats, i);
         removeAt(watch.vms, k);
@@ -209,9 +218,12 @@ export function heartbeat(store: SharedStore, key: string, vm: u32, nowMs: u64, 
       }
       i++;
     }
-    out.wasPresent = l.beat(vm, nowMs);
+    out.wasPresent = l.beat(vm, beat, gauge);
     const w = store.set(key, encodeLeases(l), cas);
-    if (w == ST_OK) { out.ok = true; out.dead = dead; out.live = l; return; }
+    if (w == ST_OK) {
+      out.ok = true; out.dead = dead; out.live = l; out.deadGauge = deadGauge;
+      return;
+    }
     if (w != ST_CAS_MISMATCH) return;
   }
 }

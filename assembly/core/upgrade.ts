@@ -1,35 +1,31 @@
 // WebSocket upgrade detection as Envoy presents requests to filters (envoy-host.md §8.2, §8.3): an HTTP/1.1
-// upgrade, or an HTTP/2 extended CONNECT that Envoy's codec already rewrote into the same GET form. Pure.
+// upgrade, or an HTTP/2 extended CONNECT that Envoy's codec already rewrote into the same GET form. Pure: reads the
+// header value where the host left it (no string is built per request).
 
-/** True when the comma-separated header value holds `token` (case-insensitive, optional whitespace around items). */
-export function hasToken(value: string, token: string): bool {
-  const n = value.length;
+const TOKEN = "websocket"; // lower case
+
+/** True when the comma-separated `upgrade` value in memory [p, p+n) holds the token "websocket" (ASCII
+ *  case-insensitive, optional whitespace around items). `connection` is not looked at: Envoy's HCM strips `upgrade`
+ *  (and `connection`) before the filters from every request whose `connection` lacks the token "upgrade"
+ *  (envoy-host.md §8.1, §8.2), so a filter that sees `upgrade` sees an upgrade Envoy accepted as one. */
+export function isWebSocketUpgrade(p: usize, n: i32): bool {
   let i = 0;
   while (i <= n) {
-    let end = value.indexOf(",", i);
-    if (end < 0) end = n;
     let a = i;
-    let b = end;
-    while (a < b && isOws(value.charCodeAt(a))) a++;
-    while (b > a && isOws(value.charCodeAt(b - 1))) b--;
-    if (b - a == token.length && equalsIgnoreCase(value, a, token)) return true;
-    i = end + 1;
+    while (i < n && load<u8>(p + i) != 0x2c) i++; // [a, i) is one item
+    let b = i;
+    while (a < b && isOws(load<u8>(p + a))) a++;
+    while (b > a && isOws(load<u8>(p + b - 1))) b--;
+    if (b - a == TOKEN.length && isToken(p + a)) return true;
+    i++;
   }
   return false;
 }
 
-function isOws(c: i32): bool { return c == 0x20 || c == 0x09; }
+function isOws(c: u32): bool { return c == 0x20 || c == 0x09; }
 
-function equalsIgnoreCase(s: string, at: i32, token: string): bool {
-  for (let k = 0; k < token.length; k++) {
-    let c = s.charCodeAt(at + k);
-    if (c >= 0x41 && c <= 0x5a) c += 0x20;
-    if (c != token.charCodeAt(k)) return false; // token is given in lower case
-  }
+function isToken(p: usize): bool {
+  // c | 0x20 equals a lower-case letter only for that letter in either case
+  for (let k = 0; k < TOKEN.length; k++) if ((u32(load<u8>(p + k)) | 0x20) != u32(TOKEN.charCodeAt(k))) return false;
   return true;
-}
-
-/** `upgrade` must hold the token "websocket" and `connection` the token "upgrade". */
-export function isWebSocketUpgrade(upgrade: string, connection: string): bool {
-  return hasToken(upgrade, "websocket") && hasToken(connection, "upgrade");
 }

@@ -76,6 +76,7 @@ function metricsText(root: Root): string {
     rejected += podSample(REJECTED, root.pod, 0);
   }
   const values = new Array<u64>(STAT_COUNT);
+  root.metrics.flushCounters(); // this VM's counters are exact on its own page; other VMs' lag by ≤ one tick
   for (let i = 0; i < STAT_COUNT; i++) values[i] = root.metrics.value(i);
   return renderMetrics(active, rejected, values);
 }

@@ -3,11 +3,11 @@
 import { Config, Mode, KeySource, parseConfig } from "../core/config";
 import { S } from "../core/stats";
 import { ST_OK, ST_NOT_FOUND } from "../core/store";
-import { Beat, Watch, Result, Outcome, heartbeat, nextVmId, reclaim, release, podKey, clientKey, rateKey, leaseKey, seqKey, drainKey, fleetKey, fleetGrantKey,
+import { Beat, Watch, Result, Outcome, heartbeat, nextVmId, reclaim, release, slotKey, POD_TAG, CLIENT_TAG, RATE_TAG, leaseKey, seqKey, drainKey, fleetKey, fleetGrantKey,
          rateLeaseKey, clockKey, ratePoolKey } from "../core/ledger";
 import { HostStore } from "../host/shared_store";
 import { Metrics } from "../host/metrics";
-import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, nowMs, propertyString, OK, logLevel } from "../host/abi";
+import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, propertyString, OK, logLevel } from "../host/abi";
 import { removeAt } from "../core/codec";
 import { utf8Encode } from "../core/utf8";
 import { metadataPath } from "./keys";
@@ -117,13 +117,9 @@ export class Root {
     const cfg = this.config;
     const p = cfg.keyPrefix;
     if (!this.ensure(seqKey(p)) || !this.ensure(leaseKey(p))) return false;
-    for (let i: u32 = 0; i < cfg.maxPods; i++) if (!this.ensure(podKey(p, i32(i)))) return false;
-    if (cfg.maxPerClient > 0) {
-      for (let i: u32 = 0; i < cfg.clientBuckets; i++) if (!this.ensure(clientKey(p, i))) return false;
-    }
-    if (cfg.rateLimit !== null) {
-      for (let i: u32 = 0; i < this.rateBuckets; i++) if (!this.ensure(rateKey(p, i))) return false;
-    }
+    if (!this.ensureAll(POD_TAG, cfg.maxPods)) return false;
+    if (cfg.maxPerClient > 0 && !this.ensureAll(CLIENT_TAG, cfg.clientBuckets)) return false;
+    if (cfg.rateLimit !== null && !this.ensureAll(RATE_TAG, this.rateBuckets)) return false;
     if (FLEET) { if (cfg.fleet !== null && !this.provisionFleet()) return false; }
     return true;
   }
@@ -139,6 +135,11 @@ export class Root {
       if (!this.ensure(rateLeaseKey(p)) || !this.ensure(clockKey(p))) return false;
       for (let i: u32 = 0; i < this.rateBuckets; i++) if (!this.ensure(ratePoolKey(p, i))) return false;
     }
+    return true;
+  }
+
+  private ensureAll(tag: string, n: u32): bool {
+    for (let i: u32 = 0; i < n; i++) if (!this.ensure(slotKey(this.config.keyPrefix, tag, i))) return false;
     return true;
   }
 
@@ -185,30 +186,25 @@ export class Root {
   private heartbeat(): void {
     const cfg = this.config;
     const b = this.beat;
-    heartbeat(this.store, leaseKey(cfg.keyPrefix), this.vm, nowMs(), cfg.leaseTicks, this.watch, 16, b);
-    if (b.ok) this.leased = true;
-    if (!b.ok || b.dead.length == 0) return;
+    const m = this.metrics;
+    const before = this.leased;
+    heartbeat(this.store, leaseKey(cfg.keyPrefix), this.vm, cfg.leaseTicks, this.watch, 16, m.gaugeTarget(), b);
+    if (!b.ok) return;
+    this.leased = true;
+    // The beat published this VM's gauge share; now Envoy gets it. Missing from the table after having been in it:
+    // a sweeper took this VM for dead and subtracted what it had published. What the VMs this beat found dead had
+    // published goes with it (an entry of a module older than this rule publishes none: a crash of such a VM
+    // leaves its connections in the gauge).
+    m.flushGauge(before && !b.wasPresent, b.deadGauge);
+    if (b.dead.length == 0) return;
     // This VM removed the dead VMs from the lease table, so it alone sweeps their shares.
     const res = this.res;
     res.reset();
-    let pods: i64 = 0;
-    let clients: i64 = 0;
-    for (let i: u32 = 0; i < cfg.maxPods; i++) {
-      const n = reclaim(this.store, podKey(cfg.keyPrefix, i32(i)), b.live, 16, res);
-      if (n > 0) pods += n;
-    }
-    if (cfg.maxPerClient > 0) {
-      for (let i: u32 = 0; i < cfg.clientBuckets; i++) {
-        const n = reclaim(this.store, clientKey(cfg.keyPrefix, i), b.live, 16, res);
-        if (n > 0) clients += n;
-      }
-    }
-    if (res.retries > 0) this.metrics.inc(S.CasRetries, i64(res.retries));
-    if (res.corrupt > 0) this.metrics.inc(S.Corrupt, i64(res.corrupt));
-    if (pods > 0) {
-      this.metrics.inc(S.Reclaimed, pods);
-      this.metrics.inc(S.Active, -pods); // exactly what the dead VM added for these shares and can no longer remove
-    }
+    const pods = this.sweep(POD_TAG, cfg.maxPods);
+    const clients = cfg.maxPerClient > 0 ? this.sweep(CLIENT_TAG, cfg.clientBuckets) : 0;
+    if (res.retries > 0) m.inc(S.CasRetries, i64(res.retries));
+    if (res.corrupt > 0) m.inc(S.Corrupt, i64(res.corrupt));
+    if (pods > 0) m.inc(S.Reclaimed, pods);
     // A line only when something was reclaimed, counting what was (a silent VM without shares, such as a
     // registered VM that never admitted, costs no line).
     if (pods > 0 || clients > 0) {
@@ -218,6 +214,16 @@ export class Root {
     }
   }
 
+  /** Removes the dead VMs' shares from keys prefix+tag+0…n−1; returns how many connections that was. */
+  private sweep(tag: string, n: u32): i64 {
+    let sum: i64 = 0;
+    for (let i: u32 = 0; i < n; i++) {
+      const r = reclaim(this.store, slotKey(this.config.keyPrefix, tag, i), this.beat.live, 16, this.res);
+      if (r > 0) sum += r;
+    }
+    return sum;
+  }
+
   addPending(key: string, name: string): void {
     const p = new PendingRelease();
     p.key = key;
@@ -225,14 +231,14 @@ export class Root {
     this.pending.push(p);
   }
 
-  /** Accounts for one release attempt. The active gauge follows pod shares: it drops only when this VM's share was
-   *  really removed. An orphan (the share was reclaimed because this VM looked dead) was already subtracted by the
-   *  reclaimer; a release that could not get through is retried on every tick. */
+  /** Accounts for one release attempt. The active gauge counts this VM's connections that hold (or held, until a
+   *  sweep took their share) a pod share: it drops when the release went through or found the share already gone
+   *  (an orphan: a sweeper took this VM for dead, removed its shares and what it had published to the gauge, which
+   *  this VM published again when it beat next). A release that could not get through is retried on every tick. */
   released(key: string, name: string, outcome: Outcome): void {
-    if (outcome == Outcome.Admitted) {
+    if (outcome == Outcome.Admitted || outcome == Outcome.Orphan) {
       if (name.length > 0) this.metrics.inc(S.Active, -1);
-    } else if (outcome == Outcome.Orphan) {
-      this.metrics.inc(S.Orphans);
+      if (outcome == Outcome.Orphan) this.metrics.inc(S.Orphans);
     } else {
       this.addPending(key, name);
     }

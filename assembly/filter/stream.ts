@@ -7,7 +7,7 @@ import { decodeRate, encodeRate } from "../core/codec";
 import { ST_OK, ST_CAS_MISMATCH } from "../core/store";
 import { Outcome, Result, acquireCounter, acquirePod, release, podKey, clientKey, rateKey, bucketOf } from "../core/ledger";
 import { S, Reason, reasonName, REASON_DETAILS, REASON_STATUS } from "../core/stats";
-import { getHeader, outString, headerString, sendLocalReply, nowMs, propertyString, OK,
+import { getHeader, outPtr, outLen, freeBytes, sendLocalReply, nowMs, propertyString, OK,
          MAP_REQUEST_HEADERS, MAP_RESPONSE_HEADERS } from "../host/abi";
 import { Root, LOG_INFO, LOG_DEBUG } from "./root";
 import { keyValue } from "./keys";
@@ -16,7 +16,6 @@ import { Inspection } from "./inspection";
 import { utf8Encode } from "../core/utf8";
 
 const H_UPGRADE = utf8Encode("upgrade");
-const H_CONNECTION = utf8Encode("connection");
 const H_STATUS = utf8Encode(":status");
 const UPSTREAM_ADDRESS = utf8Encode("upstream\0address");
 
@@ -59,10 +58,12 @@ export class Stream {
   onRequestHeaders(): u32 {
     const root = this.root;
     if (!root.configured) return CONTINUE;
+    // Envoy removes `upgrade` and `connection` before the filters unless `connection` holds the token "upgrade"
+    // (envoy-host.md §8.1, §8.2), so `upgrade` alone decides, with no second header read.
     if (getHeader(MAP_REQUEST_HEADERS, H_UPGRADE) != OK) return PLAIN;
-    const upgrade = outString();
-    const connection = headerString(MAP_REQUEST_HEADERS, H_CONNECTION);
-    if (connection === null || !isWebSocketUpgrade(upgrade, connection)) return CONTINUE;
+    const ws = isWebSocketUpgrade(outPtr, outLen);
+    freeBytes();
+    if (!ws) return CONTINUE;
     this.ws = true;
     const m = root.metrics;
     const cfg = root.config;
@@ -77,8 +78,11 @@ export class Stream {
 
   onResponseHeaders(): u32 {
     if (!this.ws || this.replied || this.finished) return CONTINUE;
-    const status = headerString(MAP_RESPONSE_HEADERS, H_STATUS);
-    if (status === null || status != "101") {
+    // ":status" is "101" (bytes compared where the host left them: no string per response)
+    const upgraded = getHeader(MAP_RESPONSE_HEADERS, H_STATUS) == OK && outLen == 3 &&
+                     (load<u32>(outPtr) & 0xffffff) == 0x313031; // the 4th byte is inside the host's allocation block
+    freeBytes();
+    if (!upgraded) {
       this.releaseAll(); // not upgraded (upstream refused, router 503, another filter's reply): give the slots back
       return CONTINUE;
     }
@@ -101,7 +105,7 @@ export class Stream {
       this.localGauge = true;
       this.root.metrics.inc(S.Active, 1);
     }
-    if (this.root.debug) log(LOG_DEBUG, "ws_governor: upgraded stream=" + this.id.toString() + " pod=" + this.pod);
+    this.debugLine("upgraded");
   }
 
   /** First of on_log / on_done / on_delete: release exactly once. */
@@ -122,9 +126,14 @@ export class Stream {
       m.inc(S.Released);
       const now = nowMs();
       m.record(S.Duration, now > this.startMs ? now - this.startMs : 0);
-      if (this.root.debug) log(LOG_DEBUG, "ws_governor: closed stream=" + this.id.toString() + " pod=" + this.pod);
+      this.debugLine("closed");
     }
     this.releaseAll();
+  }
+
+  /** A lifecycle line, built only when Envoy's wasm logger is at debug (root.debug). */
+  private debugLine(what: string): void {
+    if (this.root.debug) log(LOG_DEBUG, "ws_governor: " + what + " stream=" + this.id.toString() + " pod=" + this.pod);
   }
 
   // ---- decisions ------------------------------------------------------------------------------------------------

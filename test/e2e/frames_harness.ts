@@ -11,7 +11,7 @@ import { REPO_ROOT, startProxy, type ProxyOptions, type RunningProxy } from "../
 import { parseStatsText } from "../emulator/proxy/stats.ts";
 import { buildFrame, Opcode, upgradeRequest } from "../support/frames.ts";
 import { httpRequest } from "../support/ws-client.ts";
-import { waitFor, withTimeout } from "../support/wait.ts";
+import { afterTick, waitFor, withTimeout } from "../support/wait.ts";
 import { basePluginConfig, patchConfig, renderBootstrap } from "./targets/render.ts";
 
 export const WASM_PATH = path.join(REPO_ROOT, "build/ws-governor.wasm");
@@ -153,12 +153,16 @@ export async function deployFrames(o: FramesDeployOptions = {}): Promise<FramesD
     await Promise.all(pods.map((p) => p.kill()));
     throw e;
   }
-  const stats = async () => {
+  const rawStats = async () => {
     const r = await httpRequest(proxy.adminUrl("/stats"));
     if (r.status !== 200) throw new Error(`admin /stats answered ${r.status}`);
     return parseStatsText(r.body);
   };
+  // the filter's counters reach Envoy on its tick: a read that must show what just happened waits one tick first
+  const tickMs = Number(pluginConfig.tick_ms ?? 1000);
+  const stats = async () => { await afterTick(tickMs); return rawStats(); };
   const stat = async (name: string) => (await stats()).get(name) ?? 0;
+  const rawStat = async (name: string) => (await rawStats()).get(name) ?? 0;
   const store = proxy.host?.sharedData as unknown as {
     put?: (vmId: string, key: string, value: Uint8Array) => number;
     get(vmId: string, key: string): { value: Uint8Array } | undefined;
@@ -172,7 +176,7 @@ export async function deployFrames(o: FramesDeployOptions = {}): Promise<FramesD
     stats,
     stat,
     waitStat: (name, value, timeoutMs = 5000) =>
-      waitFor(async () => (await stat(name)) === value, { timeoutMs, intervalMs: 25, what: `${name} == ${value}` }).then(() => undefined),
+      waitFor(async () => (await rawStat(name)) === value, { timeoutMs, intervalMs: 25, what: `${name} == ${value}` }).then(() => undefined),
     sharedPut: (key, value) => {
       if (!store?.put) throw new Error("the host emulator's shared data has no put() test hook");
       store.put(VM_ID, key, value);

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import type WebSocket from "ws";
 import { parseStatsText } from "../emulator/proxy/stats.ts";
 import { closeWs, connectWs, echo, httpRequest, waitClosed, type WsOutcome } from "../support/ws-client.ts";
-import { waitFor } from "../support/wait.ts";
+import { afterTick, waitFor } from "../support/wait.ts";
 import type { Deployment } from "./targets/types.ts";
 
 export interface Scenario {
@@ -25,7 +25,14 @@ const NO_RATE = { rate_limit: null };
 
 // ------------------------------------------------------------------ helpers
 
+/** Admin /stats once the filter's next tick has handed its counters and gauge to Envoy (at most one tick_ms behind,
+ *  README "Statistics"); rawAdminStats for polling. */
 export async function adminStats(d: Deployment): Promise<Map<string, number>> {
+  await afterTick();
+  return rawAdminStats(d);
+}
+
+export async function rawAdminStats(d: Deployment): Promise<Map<string, number>> {
   const r = await httpRequest(d.adminUrl("/stats"));
   assert.equal(r.status, 200, "admin /stats");
   return parseStatsText(r.body);
@@ -37,6 +44,7 @@ async function stat(d: Deployment, name: string): Promise<number> {
 
 /** The filter's own Prometheus endpoint (served from the listener to 127.0.0.1), as "name{labels}" → value. */
 export async function metricsEndpoint(d: Deployment): Promise<Map<string, number>> {
+  await afterTick(); // the serving VM's counters are exact, the other VMs' arrive on their tick
   const r = await httpRequest(d.httpUrl(METRICS_PATH));
   assert.equal(r.status, 200, `GET ${METRICS_PATH}: ${r.status} ${r.body.slice(0, 200)}`);
   const out = new Map<string, number>();
@@ -72,7 +80,7 @@ function describe(o: WsOutcome): string {
 async function countsBackToZero(d: Deployment, { pods = true } = {}): Promise<void> {
   await waitFor(
     async () => {
-      const s = await adminStats(d);
+      const s = await rawAdminStats(d);
       return (s.get(`${G}active_connections`) ?? -1) === 0 && (s.get(UPGRADES_ACTIVE) ?? -1) === 0;
     },
     { timeoutMs: 10_000, intervalMs: 50, what: "active_connections and downstream_cx_upgrades_active back to 0" },
@@ -132,15 +140,23 @@ export const scenarios: Scenario[] = [
       }
       const post = await httpRequest(d.httpUrl("/api/echo"), { method: "POST", body: "payload", headers: { "content-type": "text/plain" } });
       assert.equal(JSON.parse(post.body).body, "payload");
-      const s = await adminStats(d);
-      assert.equal(s.get(`${G}upgrades_total`) ?? 0, 0);
-      assert.equal(s.get(`${G}rejected_total.reason.rate_limited`) ?? 0, 0);
+      // `upgrade` without "upgrade" in `connection` is a normal request: Envoy strips both before the filters
+      // (envoy-host.md §8.1), which is why the filter reads `upgrade` alone
+      for (const connection of ["keep-alive", "close, noupgrade"]) {
+        const r = await httpRequest(d.httpUrl("/api/x"), { headers: { upgrade: "websocket", connection } });
+        assert.equal(r.status, 200, connection);
+        assert.equal(JSON.parse(r.body).headers.upgrade, undefined, `upgrade reached the pod (connection: ${connection})`);
+      }
       // and upgrades still get the full allowance afterwards
       const a = await openOk(d);
       const b = await openOk(d);
       await closeWs(a);
       await closeWs(b);
       await countsBackToZero(d);
+      // exactly the two WebSockets were upgrades (counters reach Envoy on the filter's tick)
+      const s = await adminStats(d);
+      assert.equal(s.get(`${G}upgrades_total`) ?? 0, 2);
+      assert.equal(s.get(`${G}rejected_total.reason.rate_limited`) ?? 0, 0);
     },
   },
   {

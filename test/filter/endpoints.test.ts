@@ -33,6 +33,9 @@ test("B9 endpoints: metrics in Prometheus text with per-pod gauges and the Lua n
     const d = open(e.h, 1);
     assert.equal(reply(d.r).status, 429);
     finishReply(d.s);
+    // The page reads Envoy's stats: the serving VM's own counters are exact, the others' (and every VM's gauge share)
+    // arrive on their tick (README "Statistics": at most one tick_ms behind).
+    e.proc.tickAll();
 
     for (const src of ["127.0.0.1:40000", "[::1]:40000"]) {
       const rep = get("/websocket/metrics", src);

@@ -37,8 +37,11 @@ export interface Env {
   proc: EnvoyProcess;
   h: PluginHandle;
   logs: LogEntry[];
-  /** full stat value ("wasmcustom.ws_governor." + name), 0 when undefined */
+  /** full stat value ("wasmcustom.ws_governor." + name), 0 when undefined, after every VM's tick (the filter hands
+   *  counters and the gauge to Envoy on its tick: host/metrics.ts) */
   stat(name: string): number;
+  /** the value as Envoy holds it right now, no tick first */
+  rawStat(name: string): number;
   close(): void;
 }
 
@@ -73,7 +76,8 @@ export function makeEnv(o: EnvOptions = {}): Env {
   }
   return {
     proc, h, logs,
-    stat: (name) => proc.stats.get(G + name) ?? 0,
+    stat: (name) => { proc.tickAll(); return proc.stats.get(G + name) ?? 0; },
+    rawStat: (name) => proc.stats.get(G + name) ?? 0,
     close: () => proc.close(),
   };
 }
@@ -197,6 +201,19 @@ export function decodeLeases(v: Uint8Array): Map<number, number> | null {
   if (v.length !== 5 + n * 12) return null;
   const m = new Map<number, number>();
   for (let i = 0; i < n; i++) m.set(dv.getUint32(5 + i * 12, true), Number(dv.getBigUint64(9 + i * 12, true)));
+  return m;
+}
+
+/** Each VM's published gauge share: bits 32–62 of its lease value when bit 63 is set (assembly/core/codec.ts). */
+export function leaseGauges(proc: EnvoyProcess, prefix = "wsg"): Map<number, number> {
+  const e = proc.sharedData.get(VMID, prefix + ":vms");
+  assert.ok(e, "lease table missing");
+  const dv = new DataView(e.value.buffer, e.value.byteOffset, e.value.byteLength);
+  const m = new Map<number, number>();
+  for (let o = 5; o + 12 <= e.value.length; o += 12) {
+    const hi = dv.getUint32(o + 8, true);
+    m.set(dv.getUint32(o, true), hi >= 0x80000000 ? hi - 0x80000000 : -1);
+  }
   return m;
 }
 

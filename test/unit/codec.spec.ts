@@ -1,5 +1,5 @@
 // Shared-data value codecs (assembly/core/codec.ts): round trips, and corrupt/truncated/foreign bytes → null / -1.
-import { Ledger, Leases, encodeLedger, decodeLedger, encodeRate, decodeRate, encodeLeases, decodeLeases, fnv1a, MAGIC, VERSION, KIND_SLOT, KIND_RATE } from "../../assembly/core/codec";
+import { Ledger, Leases, encodeLedger, decodeLedger, encodeRate, decodeRate, encodeLeases, decodeLeases, fnv1a, MAGIC, VERSION, KIND_SLOT, KIND_RATE, BEAT_GAUGE, beatGauge } from "../../assembly/core/codec";
 
 function sample(): Ledger {
   const l = new Ledger();
@@ -111,15 +111,16 @@ describe("rate values", () => {
 describe("lease values", () => {
   it("round trip of one VM; empty = no VM", () => {
     const l = new Leases();
-    expect(l.beat(4, 1700000000000)).toBe(false);
-    expect(l.beat(4, 1700000001000)).toBe(true);
+    expect(l.beat(4, 1, 0)).toBe(false);
+    expect(l.beat(4, 2, 7)).toBe(true);
     const b = encodeLeases(l);
     const d = decodeLeases(changetype<usize>(b), b.byteLength);
     expect(d).not.toBeNull();
     if (d !== null) {
       expect(d.vms.length).toBe(1);
       expect(d.vms[0]).toBe(4);
-      expect(d.beats[0]).toBe(1700000001000);
+      expect(d.beats[0]).toBe(BEAT_GAUGE | u64(7) << 32 | 2);
+      expect(beatGauge(d.beats[0])).toBe(7);
     }
     const e = decodeLeases(0, 0);
     expect(e).not.toBeNull();
@@ -127,7 +128,7 @@ describe("lease values", () => {
   });
   it("truncated, padded, vm 0 or a ledger value → null", () => {
     const l = new Leases();
-    l.beat(4, 99);
+    l.beat(4, 99, 0);
     const b = encodeLeases(l);
     for (let n = 1; n < b.byteLength; n++) expect(decodeLeases(changetype<usize>(b), n)).toBeNull();
     const p = padded(b);
@@ -137,15 +138,21 @@ describe("lease values", () => {
     const g = encodeLedger(sample());
     expect(decodeLeases(changetype<usize>(g), g.byteLength)).toBeNull();
   });
-  it("beat: the value changes on every beat, also when the wall clock stepped back", () => {
+  it("beat: the low 32 bits are the VM's beat number, the gauge share above them", () => {
     const l = new Leases();
-    l.beat(1, 5000);
-    l.beat(1, 6000);
-    expect(l.beats[0]).toBe(6000);
-    l.beat(1, 1000); // stepped back an hour, say
-    expect(l.beats[0]).toBe(6001);
-    l.beat(1, 1000);
-    expect(l.beats[0]).toBe(6002);
+    l.beat(1, 5000, 3);
+    expect(u32(l.beats[0])).toBe(5000);
+    l.beat(1, 5001, 3);
+    expect(u32(l.beats[0])).toBe(5001);
+    expect(beatGauge(l.beats[0])).toBe(3);
+  });
+  it("beat: the gauge share is clamped to 0…2^31−1; an older module's value (bit 63 clear) has none", () => {
+    const l = new Leases();
+    l.beat(1, 5000, -4);
+    expect(beatGauge(l.beats[0])).toBe(0);
+    l.beat(1, 6000, 0x1_0000_0000);
+    expect(beatGauge(l.beats[0])).toBe(0x7fffffff);
+    expect(beatGauge(1700000000000)).toBe(-1);
   });
 });
 

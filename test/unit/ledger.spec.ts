@@ -106,7 +106,7 @@ function ledgerWith(name: string, vm: u32, count: u32): ArrayBuffer {
 
 function leasesWith(vm: u32): Leases {
   const l = new Leases();
-  l.beat(vm, 1);
+  l.beat(vm, 1, 0);
   return l;
 }
 
@@ -308,7 +308,7 @@ describe("reclaim, heartbeat, expiry", () => {
     l.add(1, 3); l.add(2, 4); l.add(3, 1);
     db.put("p", encodeLedger(l));
     const live = new Leases();
-    live.beat(2, 1);
+    live.beat(2, 1, 0);
     res.reset();
     expect(reclaim(db, "p", live, 8, res)).toBe(4);
     const after = ledgerOf("p");
@@ -334,10 +334,10 @@ describe("reclaim, heartbeat, expiry", () => {
     db = new FakeStore();
     const b = new Beat();
     const w = new Watch();
-    heartbeat(db, "vms", 1, 1000, 3, w, 8, b);
+    heartbeat(db, "vms", 1, 3, w, 8, 0, b);
     expect(b.ok).toBe(true);
     expect(b.wasPresent).toBe(false);
-    heartbeat(db, "vms", 1, 2000, 3, w, 8, b);
+    heartbeat(db, "vms", 1, 3, w, 8, 0, b);
     expect(b.ok).toBe(true);
     expect(b.wasPresent).toBe(true);
     expect(b.dead.length).toBe(0);
@@ -346,32 +346,40 @@ describe("reclaim, heartbeat, expiry", () => {
     db = new FakeStore();
     const b = new Beat();
     const w1 = new Watch(), w2 = new Watch(), w3 = new Watch();
-    heartbeat(db, "vms", 2, 1000, 3, w2, 8, b);
-    heartbeat(db, "vms", 1, 1000, 3, w1, 8, b); // sees 2's value: quiet 0
-    heartbeat(db, "vms", 1, 2000, 3, w1, 8, b); // quiet 1
-    heartbeat(db, "vms", 1, 3000, 3, w1, 8, b); // quiet 2
+    heartbeat(db, "vms", 2, 3, w2, 8, 0, b);
+    heartbeat(db, "vms", 1, 3, w1, 8, 0, b); // sees 2's value: quiet 0
+    heartbeat(db, "vms", 1, 3, w1, 8, 0, b); // quiet 1
+    heartbeat(db, "vms", 1, 3, w1, 8, 0, b); // quiet 2
     expect(b.dead.length).toBe(0, "two quiet beats are not yet expiry");
-    heartbeat(db, "vms", 3, 3500, 3, w3, 8, b);
-    heartbeat(db, "vms", 1, 4000, 3, w1, 8, b); // quiet 3
+    heartbeat(db, "vms", 3, 3, w3, 8, 0, b);
+    heartbeat(db, "vms", 1, 3, w1, 8, 0, b); // quiet 3
     expect(b.dead.length).toBe(1, "unchanged for lease_ticks beats");
     expect(b.dead[0]).toBe(2);
-    heartbeat(db, "vms", 3, 4500, 3, w3, 8, b);
+    heartbeat(db, "vms", 3, 3, w3, 8, 0, b);
     expect(b.dead.length).toBe(0, "a second beater does not see the dead VM again");
-    heartbeat(db, "vms", 2, 4600, 3, w2, 8, b);
+    heartbeat(db, "vms", 2, 3, w2, 8, 0, b);
     expect(b.wasPresent).toBe(false, "the expired VM learns it was declared dead");
   });
-  it("wall-clock steps of ±1 hour expire no VM that keeps beating", () => {
+  it("the sweeper learns what the dead VM had published as its gauge share", () => {
     db = new FakeStore();
     const b = new Beat();
     const w1 = new Watch(), w2 = new Watch();
-    let now: u64 = 10_000_000;
+    heartbeat(db, "vms", 2, 2, w2, 8, 41, b);
+    heartbeat(db, "vms", 1, 2, w1, 8, 5, b);
+    heartbeat(db, "vms", 1, 2, w1, 8, 5, b);
+    expect(b.dead.length).toBe(0);
+    heartbeat(db, "vms", 1, 2, w1, 8, 5, b);
+    expect(b.dead.length).toBe(1);
+    expect(b.deadGauge).toBe(41);
+  });
+  it("no VM that keeps beating is expired, however unevenly the VMs beat (no clock is read)", () => {
+    db = new FakeStore();
+    const b = new Beat();
+    const w1 = new Watch(), w2 = new Watch();
     let dead = 0;
     for (let i = 0; i < 20; i++) {
-      if (i == 5) now += 3_600_000;
-      if (i == 12) now -= 7_200_000;
-      heartbeat(db, "vms", 1, now, 2, w1, 8, b); dead += b.dead.length;
-      heartbeat(db, "vms", 2, now + 500, 2, w2, 8, b); dead += b.dead.length;
-      now += 1000;
+      heartbeat(db, "vms", 1, 2, w1, 8, 0, b); dead += b.dead.length;
+      if (i % 2 == 0) { heartbeat(db, "vms", 2, 2, w2, 8, 0, b); dead += b.dead.length; }
     }
     expect(dead).toBe(0);
   });
@@ -380,14 +388,14 @@ describe("reclaim, heartbeat, expiry", () => {
     const b = new Beat();
     const w = new Watch();
     db.put("vms", garbage());
-    heartbeat(db, "vms", 5, 10, 3, w, 8, b);
+    heartbeat(db, "vms", 5, 3, w, 8, 0, b);
     expect(b.ok).toBe(true);
     const raw = db.raw("vms") as ArrayBuffer;
     const l = decodeLeases(changetype<usize>(raw), raw.byteLength);
     expect(l).not.toBeNull();
     expect((l as Leases).vms.length).toBe(1);
     db.conflicts = 4;
-    heartbeat(db, "vms", 5, 20, 3, w, 4, b);
+    heartbeat(db, "vms", 5, 3, w, 4, 0, b);
     expect(b.ok).toBe(false);
   });
   it("nextVmId: 1, 2, 3… across conflicts; 0 never used; exhaustion → 0", () => {

@@ -66,6 +66,15 @@ export class TickScheduler {
     setNow(until);
   }
 
+  /** Harness affordance, not an Envoy behaviour: delivers one tick to every armed timer now, in due order (as if
+   *  each had come due), and re-arms each from now. Virtual time only. Tests use it to read stats the filter hands to
+   *  Envoy on its tick (assembly/host/metrics.ts) without moving the clock. */
+  fireAllNow(): void {
+    if (!this.virtual) throw new Error("fireAllNow() needs virtual time");
+    const due = [...this.entries.values()].sort((a, b) => a.due - b.due || a.seq - b.seq);
+    for (const e of due) if (this.entries.get(e.target) === e) this.fireOne(e);
+  }
+
   close(): void {
     this.closed = true;
     for (const e of this.entries.values()) if (e.handle) clearTimeout(e.handle);

@@ -1,0 +1,10 @@
+import binaryen from "binaryen";
+import { readFileSync } from "fs";
+const m = binaryen.readBinary(readFileSync(process.argv[2]));
+const txt = m.emitText();
+const re = /\n \(func \$([^\s]+)/g;
+let idx = [], r;
+while ((r = re.exec(txt))) idx.push([r[1], r.index]);
+const out = idx.map((x, i) => [(idx[i+1]?.[1] ?? txt.length) - x[1], x[0]]).sort((a, b) => b[0] - a[0]);
+for (const o of out.slice(0, 45)) console.log(o.join("\t"));
+console.log("functions", idx.length);
