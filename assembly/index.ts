@@ -3,6 +3,7 @@
 import "./host/abort";
 import { Root, roots } from "./filter/root";
 import { Stream, streams, CONTINUE, STOP, PLAIN, FLEET_ADMIT } from "./filter/stream";
+import { FleetStream } from "./filter/fleet_stream"; // fleet module only (newStream)
 import { onRequestBody, onResponseBody, startInspection, expireClosing } from "./filter/frames";
 import { serveEndpoint } from "./filter/endpoints";
 import { fleetTick, fleetRequest, fleetResponse } from "./filter/fleet"; // fleet module only: every use is under `if (FLEET)`
@@ -51,12 +52,19 @@ export function proxy_on_tick(root: u32): void {
 
 export function proxy_on_request_headers(id: u32, headers: u32, eos: u32): u32 {
   if (id != pendingId || !roots.has(pendingRoot)) return CONTINUE; // unknown root: ignore the stream
-  const s = new Stream(id, roots.get(pendingRoot));
+  const s = newStream(id, roots.get(pendingRoot));
   const r = s.onRequestHeaders();
   if (r == PLAIN) return serveEndpoint(s);
   streams.set(id, s);
   if (FLEET) { if (r == FLEET_ADMIT) return fleetRequest(s) ? CONTINUE : STOP; }
   return r;
+}
+
+/** The fleet module's streams carry the fleet admission's state too (filter/fleet_stream.ts). */
+// @ts-ignore: decorator
+@inline function newStream(id: u32, root: Root): Stream {
+  if (FLEET) return new FleetStream(id, root);
+  return new Stream(id, root);
 }
 
 export function proxy_on_request_body(id: u32, size: u32, eos: u32): u32 {
@@ -83,7 +91,7 @@ export function proxy_on_log(id: u32): void {
 }
 
 export function proxy_on_done(id: u32): u32 {
-  if (streams.has(id)) streams.get(id).finish();
+  proxy_on_log(id); // the first of on_log / on_done / on_delete releases (Stream.finish)
   return 1;
 }
 

@@ -40,7 +40,7 @@ const P = SMOKE ? {
 };
 
 const M = machine();
-let lifecycleCalls = NaN; // host calls per upgrade lifecycle (P2), quoted in the P1 explanation
+let lifecycleCalls = NaN; // host calls per upgrade lifecycle (P2; P1 has a goal line on it and quotes it in its explanation)
 let smallFrames = { calls: NaN, copied: NaN }; // P3, 100 B frames with inspection on
 const report = new Report(M.label);
 console.log(`ws-governor benchmarks${SMOKE ? " (--smoke: tiny counts, numbers meaningless)" : ""}`);
@@ -121,32 +121,35 @@ if (want("P0")) {
 
 // ---------------------------------------------------------------------------------------------------------------
 // P2: host calls per admitted upgrade and per release, by kind (exact counts)
+/** host calls per admitted upgrade (request headers + 101) and per release (complete), by kind, averaged over reps
+ *  warm upgrades; callbacks per lifecycle */
+function countArm(name: string, wasm: Uint8Array, cfg: string, reps: number) {
+  const a = new Arm(name, wasm, cfg, 1);
+  a.rate = 0;
+  for (let i = 0; i < 10; i++) a.lifecycle(0); // warm: first-stream work (pod slot hint, …) is not per-upgrade
+  const hc = a.h.hostCalls(0);
+  const admit: Record<string, number> = {}, rel: Record<string, number> = {};
+  let admitted = 0;
+  for (let i = 0; i < reps; i++) {
+    hc.reset();
+    const { s, r } = a.admit(0);
+    if (r.kind === "continue") admitted++;
+    add(admit, hc.all());
+    hc.reset();
+    s.complete();
+    add(rel, hc.all());
+  }
+  if (admitted !== reps) throw new Error(`${name}: ${reps - admitted} of ${reps} upgrades not admitted`);
+  const cb = new CallbackCounter();
+  cb.install();
+  try { for (let i = 0; i < reps; i++) a.lifecycle(0); } finally { cb.uninstall(); }
+  return { admit: per(admit, reps), rel: per(rel, reps), callbacks: cb.total / reps };
+}
+
 if (want("P2")) {
   const reps = P.p2Reps;
-  const countArm = (name: string, wasm: Uint8Array, cfg: string) => {
-    const a = new Arm(name, wasm, cfg, 1);
-    a.rate = 0;
-    for (let i = 0; i < 10; i++) a.lifecycle(0); // warm: first-stream work (pod slot hint, …) is not per-upgrade
-    const hc = a.h.hostCalls(0);
-    const admit: Record<string, number> = {}, rel: Record<string, number> = {};
-    let admitted = 0;
-    for (let i = 0; i < reps; i++) {
-      hc.reset();
-      const { s, r } = a.admit(0);
-      if (r.kind === "continue") admitted++;
-      add(admit, hc.all());
-      hc.reset();
-      s.complete();
-      add(rel, hc.all());
-    }
-    if (admitted !== reps) throw new Error(`${name}: ${reps - admitted} of ${reps} upgrades not admitted`);
-    const cb = new CallbackCounter();
-    cb.install();
-    try { for (let i = 0; i < reps; i++) a.lifecycle(0); } finally { cb.uninstall(); }
-    return { admit: per(admit, reps), rel: per(rel, reps), callbacks: cb.total / reps };
-  };
-  const o = countArm("filter", ours, filterConfig());
-  const s = countArm("sdk", sdk.wasm, "");
+  const o = countArm("filter", ours, filterConfig(), reps);
+  const s = countArm("sdk", sdk.wasm, "", reps);
   const sharedOf = (c: Record<string, number>) => (c.proxy_get_shared_data ?? 0) + (c.proxy_set_shared_data ?? 0);
   report.detail("P2 host calls per upgrade (average over " + reps + " upgrades, 0 live; exact counts from hostCalls)",
     ["host call", "filter: admit (req headers + 101)", "filter: release (complete)", "sdk dispatcher: admit", "sdk dispatcher: release"],
@@ -157,7 +160,7 @@ if (want("P2")) {
     "≤ 2", (d) => `${num(d)} calls`);
   report.info("P2", "all host calls per upgrade lifecycle", `${num(total(o.admit) + total(o.rel))} (admit ${num(total(o.admit))} + release ${num(total(o.rel))}); SDK dispatcher pass-through: ${num(total(s.admit) + total(s.rel))} of which proxy_log ${num((s.admit.proxy_log ?? 0) + (s.rel.proxy_log ?? 0))}`);
   lifecycleCalls = total(o.admit) + total(o.rel);
-  const e = countArm("empty", empty, "");
+  const e = countArm("empty", empty, "", reps);
   const HOST_TO_VM = 85.5, VM_TO_HOST = 190; // ns, Envoy wasm_speed_test on V8 (peers.md §5)
   const proj = (cbs: number, calls: number) => cbs * HOST_TO_VM + calls * VM_TO_HOST;
   const pf = proj(o.callbacks, total(o.admit) + total(o.rel)), pe = proj(e.callbacks, total(e.admit) + total(e.rel));
@@ -170,6 +173,10 @@ if (want("P2")) {
 // ---------------------------------------------------------------------------------------------------------------
 // P1: lifecycle cost vs the empty module at 0 / 1k / 10k / 100k live; SDK dispatcher at 0 / 1k / 10k
 if (want("P1")) {
+  if (isNaN(lifecycleCalls)) { // P2 not run in this invocation: the same count
+    const o = countArm("filter", ours, filterConfig(), P.p2Reps);
+    lifecycleCalls = total(o.admit) + total(o.rel);
+  }
   const arms = {
     filter: new Arm("filter", ours, filterConfig(), 1),
     empty: new Arm("empty", empty, "", 1),
@@ -206,8 +213,8 @@ if (want("P1")) {
   const lv = P.levels;
   const ratios = lv.map((l) => res[l].filter / res[l].empty);
   const worst = Math.max(...ratios);
-  report.le("P1", "lifecycle cost vs empty module (worst of " + lv.map(fmtK).join("/") + " live)", worst, 2,
-    () => ratios.map((x, i) => `${fmtK(lv[i])}: ${x.toFixed(2)}×`).join(", "), "≤ 2×", (d) => `${d.toFixed(2)}×`);
+  report.le("P1", "lifecycle cost vs empty module (worst of " + lv.map(fmtK).join("/") + " live)", worst, 5,
+    () => ratios.map((x, i) => `${fmtK(lv[i])}: ${x.toFixed(2)}×`).join(", "), "≤ 5×", (d) => `${d.toFixed(2)}×`);
   const r0 = ratios[0];
   const drift = Math.max(...ratios.map((x) => Math.abs(x / r0 - 1)));
   const absDrift = lv.map((l) => res[l].filter / res[lv[0]].filter - 1);
@@ -215,6 +222,8 @@ if (want("P1")) {
   report.le("P1", `filter/empty ratio from 0 to ${fmtK(lv[lv.length - 1])} live`, drift * 100, 10,
     () => `max ${(drift * 100).toFixed(1)} % (filter alone: ${absDrift.map(pct).join(", ")}; empty alone: ${emptyDrift.map(pct).join(", ")})`,
     "within ±10 %", (d) => `${d.toFixed(1)} points`);
+  report.le("P1", "host calls per upgrade lifecycle", lifecycleCalls, 9, (v) => `${num(v)} (P2: admit + release)`,
+    "≤ 9", (d) => `${num(d)} calls`);
   const sl = P.sdkLevels.filter((l) => res[l]?.sdk !== undefined);
   report.info("P1", "SDK dispatcher lifecycle cost vs live streams (comparison arm)",
     sl.map((l) => `${fmtK(l)}: ${fmtNs(res[l].sdk)} (${(res[l].sdk / res[l].filter).toFixed(1)}× the filter)`).join(", "));
@@ -269,8 +278,8 @@ if (want("P4")) {
   }
   const live = hl.live[0].length, m1 = hl.h.memoryBytes(0);
   const perLive = live > 0 ? (m1 - m0) / live : NaN;
-  report.le("P4", `heap bytes per live connection (memory growth at ${fmtK(live)} live)`, perLive, 256,
-    () => `${perLive.toFixed(1)} B (${fmtInt(m0)} → ${fmtInt(m1)} B)`, "≤ 256 B", (d) => `${d.toFixed(1)} B`);
+  report.le("P4", `heap bytes per live connection (memory growth at ${fmtK(live)} live)`, perLive, 128,
+    () => `${perLive.toFixed(1)} B (${fmtInt(m0)} → ${fmtInt(m1)} B)`, "≤ 128 B", (d) => `${d.toFixed(1)} B`);
   report.detail("P4 filter Wasm memory (worker 0) with N upgraded streams held open (64 s of ticks after every 5k)",
     ["live", "memory bytes"], memRows);
   hl.closeAll(0);

@@ -5,6 +5,7 @@ import { parseReply } from "../core/etcd";
 import { callStatus, callBody } from "../host/http";
 import { Root, roots } from "./root";
 import { Stream } from "./stream";
+import { FleetStream } from "./fleet_stream";
 import { PASS } from "./fleet_wait";
 import { vmOf, keepalive, keepaliveAnswer, leaseAnswer, needLease, liveLease, L_GRANT, LEASE_WAIT } from "./fleet_lease";
 import { rateAnswer, rateTick } from "./fleet_rate";
@@ -19,14 +20,14 @@ import { takeWoken } from "./fleet_wait";
 /** Request headers of an upgrade that passed the local checks. True: continue now; false: stopped (waiting or
  *  answered). */
 export function fleetRequest(s: Stream): bool {
-  const r = fleetAdmit(s);
+  const r = fleetAdmit(changetype<FleetStream>(s)); // the fleet module's streams are FleetStreams (index.ts)
   fleetResume(s.root); // a stage may have decided other streams (never in practice; cheap when none)
   return r == PASS;
 }
 
 /** Mode upstream, response headers of a 101: the pod's global cap. True: continue now (confirmed). */
 export function fleetResponse(s: Stream): bool {
-  const r = fleetAdmitResponse(s);
+  const r = fleetAdmitResponse(changetype<FleetStream>(s));
   fleetResume(s.root);
   if (r != PASS) return false;
   s.confirm();
@@ -43,7 +44,7 @@ function fleetResume(root: Root): void {
     for (let i = 0; i < todo.length; i++) {
       const id = todo[i];
       if (!streams.has(id)) continue;
-      const s = streams.get(id);
+      const s = changetype<FleetStream>(streams.get(id));
       if (s.finished || s.replied) continue;
       if (setEffectiveContext(id) != 0) continue;
       if (fleetAdmit(s) != PASS) continue;

@@ -3,7 +3,7 @@
 // (the request stays stopped) or decides. A woken stream runs again from the stage it waited in.
 import { Mode } from "../core/config";
 import { bucketOf } from "../core/ledger";
-import { Stream } from "./stream";
+import { FleetStream } from "./fleet_stream";
 import { keyValue } from "./keys";
 import { PASS, DONE, ST_RATE } from "./fleet_wait";
 import { rateStage } from "./fleet_rate";
@@ -15,7 +15,7 @@ const ST_POD: u8 = 3;
 /** Mode upstream: the pod's cap at the 101 (the pod is upstream.address, known only then). */
 export const ST_RESPONSE: u8 = 4;
 
-export function fleetAdmit(s: Stream): i32 {
+export function fleetAdmit(s: FleetStream): i32 {
   const root = s.root;
   const cfg = root.config;
   if (s.fleetStage == ST_RESPONSE) return limitStage(s, POD);
@@ -47,7 +47,7 @@ export function fleetAdmit(s: Stream): i32 {
 }
 
 /** Mode upstream, at the 101: the pod's global cap (s.pod = upstream.address). */
-export function fleetAdmitResponse(s: Stream): i32 {
+export function fleetAdmitResponse(s: FleetStream): i32 {
   s.fleetStage = ST_RESPONSE;
   s.fleetPod = podId(s.pod);
   s.fleetSince = 0;

@@ -14,7 +14,8 @@ import { hex16, sumRange, grantSize, returnSize } from "../core/fleet";
 import { FailureMode } from "../core/config";
 import { nowMs } from "../host/abi";
 import { Root } from "./root";
-import { Stream, streams } from "./stream";
+import { streams } from "./stream";
+import { FleetStream } from "./fleet_stream";
 import { PASS, WAIT, DONE, V_NONE, V_GRANTED, V_FULL, V_FAILED, wake } from "./fleet_wait";
 import { FleetVm, vmOf, post, liveLease, needLease, leaseLost, LEASE_OK, LEASE_FAILED, L_GRANT } from "./fleet_lease";
 import { POD, CLIENT, IDLE, WAIT_LEASE, RANGE, TXN, V_PENDING, Chain, chainsOf, chainOf, podId, podName, etcdPrefix,
@@ -22,7 +23,7 @@ import { POD, CLIENT, IDLE, WAIT_LEASE, RANGE, TXN, V_PENDING, Chain, chainsOf, 
 
 
 /** The ledger admission with the process's grant (+ `extra`) as the cap, checked again after the CAS. */
-function admitLocal(s: Stream, kind: u8, extra: u32): Outcome {
+function admitLocal(s: FleetStream, kind: u8, extra: u32): Outcome {
   const root = s.root;
   const cfg = root.config;
   const b = kind == POD ? s.fleetPod : s.fleetBucket & 0xffff;
@@ -49,25 +50,25 @@ function admitLocal(s: Stream, kind: u8, extra: u32): Outcome {
     return Outcome.OverLimit;
   }
   if (kind == POD) {
-    s.podHeld = res.slot;
+    s.podHeld = i16(res.slot);
     s.pod = pod;
     root.metrics.inc(S.Active, 1);
   } else s.clientHeld = i32(b);
   return Outcome.Admitted;
 }
 
-function refuse(s: Stream, kind: u8, reason: Reason): i32 {
+function refuse(s: FleetStream, kind: u8, reason: Reason): i32 {
   s.fleetSince = 0;
   return s.reject(reason, s.fleetKey, kind == POD ? podName(s.fleetPod) : "") ? DONE : PASS;
 }
 
-function contention(s: Stream, kind: u8): i32 {
+function contention(s: FleetStream, kind: u8): i32 {
   s.fleetSince = 0;
   return s.contention(s.fleetKey, kind == POD ? podName(s.fleetPod) : "") ? PASS : DONE;
 }
 
 /** etcd could not help: failure_mode (open: within the grant + the local extra cap). */
-function failedStage(s: Stream, kind: u8): i32 {
+function failedStage(s: FleetStream, kind: u8): i32 {
   const root = s.root;
   const f = root.config.fleet;
   s.fleetSince = 0;
@@ -83,7 +84,7 @@ function failedStage(s: Stream, kind: u8): i32 {
 }
 
 /** The client or pod stage of an upgrade (first pass or after a wake). */
-export function limitStage(s: Stream, kind: u8): i32 {
+export function limitStage(s: FleetStream, kind: u8): i32 {
   const root = s.root;
   const f = root.config.fleet;
   if (f === null) return PASS;
@@ -169,7 +170,7 @@ function finish(root: Root, ch: Chain, verdict: u8): void {
   for (let i = 0; i < todo.length; i++) {
     const id = todo[i];
     if (!streams.has(id)) continue; // ended while waiting
-    const s = streams.get(id);
+    const s = changetype<FleetStream>(streams.get(id)); // the fleet module's streams are FleetStreams (index.ts)
     if (s.fleetSince != 0) wake(s, verdict);
   }
 }

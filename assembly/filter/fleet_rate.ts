@@ -15,7 +15,8 @@ import { RateRange, rateLeaseTtl, sumRateRange, claimSize, parseU64, poolSpent }
   from "../core/fleet_rate";
 import { nowMs } from "../host/abi";
 import { Root } from "./root";
-import { Stream, streams, rate } from "./stream";
+import { streams, rate } from "./stream";
+import { FleetStream } from "./fleet_stream";
 import { keyValue } from "./keys";
 import { PASS, WAIT, DONE, V_NONE, V_GRANTED, V_FULL, V_FAILED, ST_RATE, wake } from "./fleet_wait";
 import { vmOf, post, liveLease, needLease, LEASE_OK, LEASE_FAILED, L_GRANT } from "./fleet_lease";
@@ -79,7 +80,7 @@ function etcdPrefix(root: Root, b: u32): string {
 // ---- the stage ---------------------------------------------------------------------------------------------------
 
 /** The global rate stage of an upgrade: PASS, WAIT (queued; woken through fleet_wait.ts) or DONE (refused). */
-export function rateStage(s: Stream): i32 {
+export function rateStage(s: FleetStream): i32 {
   const root = s.root;
   const cfg = root.config;
   const rl = cfg.rateLimit;
@@ -112,25 +113,25 @@ export function rateStage(s: Stream): i32 {
 }
 
 /** The request's rate key (for the rejection line). */
-function rateKeyOf(s: Stream): string {
+function rateKeyOf(s: FleetStream): string {
   const rl = s.root.config.rateLimit;
   if (rl === null) return "";
   return keyValue(rl.key, s.root.rateMetaPath);
 }
 
-function leave(s: Stream, r: i32): i32 {
+function leave(s: FleetStream, r: i32): i32 {
   s.fleetSince = 0;
   s.fleetBucket &= 0xffff;
   return r;
 }
 
-function refuse(s: Stream, retryS: u64): i32 {
+function refuse(s: FleetStream, retryS: u64): i32 {
   rate.retryAfterUs = retryS * 1000000;
   return leave(s, s.reject(Reason.Rate, rateKeyOf(s), "") ? DONE : PASS);
 }
 
 /** etcd could not help: failure_mode (open: admit, within the per-process GCRA that ran before; counted). */
-function failed(s: Stream): i32 {
+function failed(s: FleetStream): i32 {
   const root = s.root;
   if (root.config.failureMode == FailureMode.Open) {
     root.metrics.inc(S.FleetOpenAdmits);
@@ -167,7 +168,7 @@ function finish(root: Root, rv: RateVm, ch: RateChain, verdict: u8): void {
   for (let i = 0; i < todo.length; i++) {
     const id = todo[i];
     if (!streams.has(id)) continue; // ended while waiting
-    const s = streams.get(id);
+    const s = changetype<FleetStream>(streams.get(id)); // the fleet module's streams are FleetStreams (index.ts)
     if (s.fleetSince != 0 && s.fleetStage == ST_RATE) wake(s, verdict);
   }
 }

@@ -32,28 +32,46 @@ export const rate = new RateDecision();
 /** Live stream contexts by id (the dispatcher's table; frames.ts looks up streams in a close handshake here). */
 export const streams = new Map<u32, Stream>();
 
+// Stream flags, one bit each in Stream.bits (read and written through the accessors of the same names).
+const F_WS: u8 = 1;
+const F_REPLIED: u8 = 2;
+const F_CONFIRMED: u8 = 4;
+const F_FINISHED: u8 = 8;
+const F_RESET: u8 = 16;
+const F_LOCAL_GAUGE: u8 = 32;
+
+/** One per request with an `upgrade` header. Small on purpose (bench P4: heap per live connection; the check at the
+ *  end of this file): flags in one byte, the fleet module's state in FleetStream (fleet_stream.ts). */
 export class Stream {
   id: u32;
   root: Root;
-  ws: bool = false;
-  replied: bool = false;     // this filter sent a local reply on this stream
-  confirmed: bool = false;   // 101 seen and admitted
   clientHeld: i32 = -1;      // client bucket held (-1 = none): keys are built at release, not kept per connection
-  podHeld: i32 = -1;         // pod slot held (-1 = none)
+  podHeld: i16 = -1;         // pod slot held (-1 = none; max_pods ≤ 4096)
+  private bits: u8 = 0;      // the F_ flags above
   pod: string = "";
-  startMs: u64 = 0;
-  finished: bool = false;
-  reset: bool = false;       // this filter asked Envoy to close the stream
-  localGauge: bool = false;  // counted in active_connections without a pod share (failure_mode open)
   insp: Inspection | null = null; // frame inspection state, after the 101 when enabled
-  fleetSince: u64 = 0;       // fleet module: waiting for etcd since (ms), 0 = not waiting
-  fleetStage: u8 = 0;        // fleet module: the admission stage reached (fleet_admit.ts)
-  fleetVerdict: u8 = 0;      // fleet module: what the chain this stream waited on said (fleet_wait.ts)
-  fleetBucket: u32 = 0;      // fleet module: the client bucket (low half; the rate bucket in the high half)
-  fleetKey: string = "";     // fleet module: the client key (for the rejection line)
-  fleetPod: u32 = 0;         // fleet module: the pod's number (fleet_limit.ts podId)
+  startMs: u32 = 0;         // the 101's time (ms), low 32 bits: durations are taken modulo 2^32 ms
 
   constructor(id: u32, root: Root) { this.id = id; this.root = root; }
+
+  /** a WebSocket upgrade (other upgrades are let through untouched) */
+  get ws(): bool { return <bool>(this.bits & F_WS); }
+  set ws(on: bool) { this.flag(F_WS, on); }
+  /** this filter sent a local reply on this stream */
+  get replied(): bool { return <bool>(this.bits & F_REPLIED); }
+  set replied(on: bool) { this.flag(F_REPLIED, on); }
+  /** 101 seen and admitted */
+  get confirmed(): bool { return <bool>(this.bits & F_CONFIRMED); }
+  set confirmed(on: bool) { this.flag(F_CONFIRMED, on); }
+  get finished(): bool { return <bool>(this.bits & F_FINISHED); }
+  set finished(on: bool) { this.flag(F_FINISHED, on); }
+  /** this filter asked Envoy to close the stream */
+  get reset(): bool { return <bool>(this.bits & F_RESET); }
+  set reset(on: bool) { this.flag(F_RESET, on); }
+  /** counted in active_connections without a pod share (failure_mode open) */
+  get localGauge(): bool { return <bool>(this.bits & F_LOCAL_GAUGE); }
+  set localGauge(on: bool) { this.flag(F_LOCAL_GAUGE, on); }
+  private flag(f: u8, on: bool): void { this.bits = (this.bits & ~f) | (on ? f : 0); }
 
   onRequestHeaders(): u32 {
     const root = this.root;
@@ -99,7 +117,7 @@ export class Stream {
   /** Admitted at the 101 (and, upstream, holding its pod slot). */
   confirm(): void {
     this.confirmed = true;
-    this.startMs = nowMs();
+    this.startMs = u32(nowMs());
     this.root.metrics.inc(S.Accepted);
     if (this.podHeld < 0) { // admitted without a pod share (failure_mode open): counted by this VM alone
       this.localGauge = true;
@@ -124,8 +142,8 @@ export class Stream {
     if (this.confirmed) {
       this.confirmed = false;
       m.inc(S.Released);
-      const now = nowMs();
-      m.record(S.Duration, now > this.startMs ? now - this.startMs : 0);
+      const ms = i32(u32(nowMs()) - this.startMs); // modulo 2^32: exact below 24.8 days; a clock stepped back: 0
+      m.record(S.Duration, ms > 0 ? ms : 0);
       this.debugLine("closed");
     }
     this.releaseAll();
@@ -232,7 +250,7 @@ export class Stream {
     this.noteRetries(res);
     if (res.slot >= 0 && pod == root.pod) root.podSlot = res.slot;
     if (res.outcome == Outcome.Admitted) {
-      this.podHeld = res.slot;
+      this.podHeld = i16(res.slot);
       this.pod = pod;
       root.metrics.inc(S.Active, 1); // the gauge follows pod shares: +1 here, −1 when exactly this share goes
       if (cfg.maxPerPod > 0 && res.total > u64(cfg.maxPerPod)) root.metrics.inc(S.ShadowPod);
@@ -268,3 +286,7 @@ export class Stream {
     root.released(key, name, res.outcome);
   }
 }
+
+// Bench P4 (≤ 128 B of Wasm heap per live connection): with its 20 B of block and object headers a Stream takes a
+// 48 B heap block (blocks are multiples of 16 B) while its fields fit in 28 B. One field more fails the build.
+if (offsetof<Stream>() > 28) ERROR("Stream's fields take over 28 B: each live connection would cost a 64 B heap block");
