@@ -66,9 +66,11 @@ if (want("P5")) {
 // docs/extension-matcher.md), the empty module with the same two call sequences.
 if (want("P0")) {
   const cfg = filterConfig({ metrics_path: "/websocket/metrics", health_path: "/websocket/health" }); // endpoints on
+  const cfgOff = filterConfig({ metrics_path: "", health_path: "" }); // comparison: endpoints off
   const arms = {
     unwrapped: new Arm("filter", ours, cfg, 1), empty: new Arm("empty", empty, "", 1),
     wrapped: new Arm("filter", ours, cfg, 1), emptyWrapped: new Arm("empty", empty, "", 1),
+    noEndpoints: new Arm("filter", ours, cfgOff, 1),
   };
   for (const a of Object.values(arms)) a.rate = 0;
   // the endpoints are still served (a sanity check, not a measurement)
@@ -86,6 +88,7 @@ if (want("P0")) {
   };
   const cu = count(arms.unwrapped, () => { if (!arms.unwrapped.plain(0)) throw new Error("P0: plain request not continued"); });
   const cw = count(arms.wrapped, () => arms.wrapped.skipped(0));
+  const co = count(arms.noEndpoints, () => { if (!arms.noEndpoints.plain(0)) throw new Error("P0: plain request not continued"); });
   const cbOf = (fn: () => void) => {
     const cb = new CallbackCounter();
     cb.install();
@@ -96,6 +99,7 @@ if (want("P0")) {
   const fns: Record<string, () => void> = {
     unwrapped: () => { arms.unwrapped.plain(0); }, empty: () => { arms.empty.plain(0); },
     wrapped: () => { arms.wrapped.skipped(0); }, emptyWrapped: () => { arms.emptyWrapped.skipped(0); },
+    noEndpoints: () => { arms.noEndpoints.plain(0); },
   };
   for (const f of Object.values(fns)) { // JIT warm-up, bounded in count and time
     const until = performance.now() + P.warmMs;
@@ -110,7 +114,10 @@ if (want("P0")) {
     [["filter unwrapped", num(cbu), `${num(total(cu))} (${Object.entries(cu).map(([k, v]) => `${k} ${num(v)}`).join(", ") || "none"})`, fmtNs(r.unwrapped.ns), (r.unwrapped.ns / r.empty.ns).toFixed(2) + "×"],
      ["empty module unwrapped", "–", "0", fmtNs(r.empty.ns), "1.00×"],
      ["filter wrapped (SkipFilter: create, log, done, delete)", num(cbw), num(total(cw)), fmtNs(r.wrapped.ns), (r.wrapped.ns / r.emptyWrapped.ns).toFixed(2) + "×"],
-     ["empty module wrapped", "–", "0", fmtNs(r.emptyWrapped.ns), "1.00×"]]);
+     ["empty module wrapped", "–", "0", fmtNs(r.emptyWrapped.ns), "1.00×"],
+     ["filter unwrapped, endpoints off (metrics_path and health_path \"\")", num(cbu), `${num(total(co))} (${Object.entries(co).map(([k, v]) => `${k} ${num(v)}`).join(", ") || "none"})`, fmtNs(r.noEndpoints.ns), (r.noEndpoints.ns / r.empty.ns).toFixed(2) + "×"]]);
+  report.info("P0", "plain request, filter unwrapped with the endpoints off (comparison)",
+    `${num(total(co))} host call(s), ${(r.noEndpoints.ns / r.empty.ns).toFixed(2)}× the empty module (${fmtNs(r.noEndpoints.ns)})`);
   report.le("P0", "host calls per plain request, filter unwrapped", total(cu), 1,
     (v) => `${num(v)}${total(cu) > 0 ? ` (${Object.keys(cu).join(", ")})` : ""}; wrapped: ${num(total(cw))}`, "≤ 1", (d) => `${num(d)} calls`);
   report.le("P0", "plain request cost vs empty module, filter unwrapped", ratio, 1.3,
