@@ -18,6 +18,7 @@ export interface Effective {
   draining: boolean;
   metricsPath: string;         // "" = off
   endpointAllow: string[];     // addresses or CIDRs allowed to read the metrics endpoint
+  tickMs: number;              // tick_ms: the filter hands its counters and active gauge to Envoy on its tick
 }
 
 /** The configuration the filter runs with; call only with JSON the filter accepted ("" = every default). */
@@ -34,6 +35,7 @@ export function effectiveConfig(text: string): Effective {
     draining: c.draining === true,
     metricsPath: c.metrics_path ?? "/websocket/metrics",
     endpointAllow: c.endpoint_allow ?? ["127.0.0.0/8", "::1/128"],
+    tickMs: c.tick_ms ?? 1000,
   };
 }
 

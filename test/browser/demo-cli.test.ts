@@ -50,8 +50,13 @@ describe("demo --config FILE", () => {
       assert.equal(c.kind === "rejected" && c.status, 503, "the third connection finds ws-test-pod full (cap 2 from FILE)");
       const m = await httpRequest(d.metrics!);
       assert.match(m.body, /^websocket_connections_active_total\{pod="ws-test-pod"\} 2$/m);
-      const stats = await httpRequest(d.admin + "?filter=rejected_total");
-      assert.match(stats.body, /wasmcustom\.ws_governor\.rejected_total\.reason\.pod_full: 1/);
+      // admin /stats: the filter hands its counters to Envoy on its tick (at most tick_ms, 1 s here, late)
+      const podFull = /wasmcustom\.ws_governor\.rejected_total\.reason\.pod_full: (\d+)/;
+      const stats = await waitFor(async () => {
+        const r = await httpRequest(d.admin + "?filter=rejected_total");
+        return Number(podFull.exec(r.body)?.[1] ?? 0) >= 1 ? r : undefined;
+      }, { timeoutMs: 5000, intervalMs: 50, what: "the 503 counted in admin /stats" });
+      assert.match(stats.body, /wasmcustom\.ws_governor\.rejected_total\.reason\.pod_full: 1\n/);
 
       const series = async () => JSON.parse((await httpRequest(d.adminUrl("/demo/series"))).body) as SeriesJson;
       const s = await waitFor(async () => {
@@ -65,10 +70,11 @@ describe("demo --config FILE", () => {
 
       await closeWs(a.ws);
       await closeWs(b.ws);
+      // the per-pod count (shared data) drops at once, the active gauge on the filter's next tick: both reach 0
       const after = await waitFor(async () => {
         const x = await series();
-        return x.events.some((e) => e.text.includes("ws-test-pod back to 0/2")) ? x : undefined;
-      }, { timeoutMs: 10_000, what: "a release back to 0" });
+        return x.events.some((e) => e.text.includes("ws-test-pod back to 0/2")) && x.points.at(-1)?.active === 0 ? x : undefined;
+      }, { timeoutMs: 10_000, what: "a release back to 0 and the chart's active gauge at 0" });
       assert.equal(after.points.at(-1)?.active, 0);
     } finally {
       assert.equal(await stopDemo(d), 0, d.output.join(""));

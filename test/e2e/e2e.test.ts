@@ -6,7 +6,7 @@
 // then it is a failure (so `make test-docker` cannot pass by skipping everything).
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { scenarios } from "./scenarios.ts";
+import { scenarios, TICK_MS } from "./scenarios.ts";
 import { binaryTarget } from "./targets/binary.ts";
 import { dockerTarget } from "./targets/docker.ts";
 import { emulatedTarget, fakeTarget } from "./targets/emulated.ts";
@@ -34,7 +34,7 @@ for (const n of names) {
     for (const s of scenarios) {
       if (only && !s.name.includes(only)) continue;
       test(s.name, { skip: reason ? `${n} unavailable: ${reason}` : false, timeout: 120_000 }, async (t) => {
-        const pluginConfig = patchConfig(basePluginConfig(), s.config);
+        const pluginConfig = patchConfig(basePluginConfig(), { tick_ms: TICK_MS, ...s.config });
         if (s.expectLoadFailure) {
           let deployed;
           try {

@@ -109,8 +109,11 @@ export interface FramesDeployment {
   logs: LogEntry[];
   pluginConfig: Record<string, unknown>;
   wsUrl(p?: string): string;
+  /** admin /stats one tick (the deployment's tick_ms) after the call: what just happened has reached Envoy */
   stats(): Promise<Map<string, number>>;
   stat(name: string): Promise<number>;
+  /** admin /stats now (for polling) */
+  rawStats(): Promise<Map<string, number>>;
   /** wait until admin /stats shows `name` == value */
   waitStat(name: string, value: number, timeoutMs?: number): Promise<void>;
   /** raw shared-data write, as another configuration of the plugin (or another VM) would do */
@@ -175,6 +178,7 @@ export async function deployFrames(o: FramesDeployOptions = {}): Promise<FramesD
     wsUrl: (p = "/ws") => proxy.wsUrl(p),
     stats,
     stat,
+    rawStats,
     waitStat: (name, value, timeoutMs = 5000) =>
       waitFor(async () => (await rawStat(name)) === value, { timeoutMs, intervalMs: 25, what: `${name} == ${value}` }).then(() => undefined),
     sharedPut: (key, value) => {

@@ -57,7 +57,9 @@ test("gateway (upstream mode): per-pod cap on the pod Envoy picked, 503 from the
     const rejected = await connectWs(p.wsUrl("/ws"));
     assert.equal(rejected.kind, "rejected");
     if (rejected.kind === "rejected") assert.equal(rejected.status, 503);
-    assert.equal(p.stat("wasmcustom.ws_governor.rejected_total.reason.pod_full"), 1);
+    // counted on the filter's tick (counters reach Envoy at most one tick_ms late)
+    await waitFor(() => p.stat("wasmcustom.ws_governor.rejected_total.reason.pod_full") === 1,
+      { timeoutMs: 5000, what: "rejected_total.reason.pod_full == 1" });
 
     // One connection closes: its pod has a free slot again, and only that pod.
     await closeWs(open.shift()!);

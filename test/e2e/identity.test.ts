@@ -20,12 +20,14 @@ import type WebSocket from "ws";
 import { REPO_ROOT, parseStatsText, startProxy, type RunningProxy } from "../emulator/proxy/index.ts";
 import { startPods, type PodServer } from "../support/pods.ts";
 import { closeWs, connectWs, echo, httpRequest, type WsOutcome, type WsTlsOptions } from "../support/ws-client.ts";
-import { waitFor } from "../support/wait.ts";
+import { afterTick, waitFor } from "../support/wait.ts";
 
 const WASM = path.join(REPO_ROOT, "build/ws-governor.wasm");
 const SA = (n: string) => `spiffe://cluster.local/ns/demo/sa/${n}`;
 const ALICE = SA("alice"), BOB = SA("bob");
 const STAT = (n: string) => `wasmcustom.ws_governor.${n}`;
+/** the filter hands its counters and gauge to Envoy on its tick: 100 ms (the minimum) keeps the wait per attempt short */
+const TICK_MS = 100;
 /** headers a client could send to try to move into another bucket */
 const FORGED = {
   "x-forwarded-for": "10.9.9.9",
@@ -103,6 +105,7 @@ async function start(clientKey: Record<string, unknown>): Promise<Harness> {
   plugin.max_connections_per_client = 1;
   plugin.client_key = clientKey;
   plugin.rate_limit = null;
+  plugin.tick_ms = TICK_MS;
   const logs: string[] = [];
   const proxy = await startProxy({
     config: doc, wasmPath: WASM, pluginConfiguration: JSON.stringify(plugin),
@@ -122,6 +125,7 @@ async function start(clientKey: Record<string, unknown>): Promise<Harness> {
       const before = reasons.map((r) => proxy.stat(STAT(`rejected_total.reason.${r}`)) ?? 0);
       const o = await connectWs(`wss://127.0.0.1:${proxy.listenerPort}/ws`, { tls: tlsFor(who), headers });
       if (o.kind === "open") open.push(o.ws);
+      await afterTick(TICK_MS); // every VM's counts of this attempt are in Envoy's stats
       const why = reasons.filter((r, i) => (proxy.stat(STAT(`rejected_total.reason.${r}`)) ?? 0) > before[i]);
       rows.push({ key, attempt: label, outcome: [describe(o), ...why].join(" ") });
       return o;

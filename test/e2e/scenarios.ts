@@ -22,13 +22,16 @@ const G = "wasmcustom.ws_governor.";
 const UPGRADES_ACTIVE = "http.ingress_ws.downstream_cx_upgrades_active";
 const METRICS_PATH = "/websocket/metrics";
 const NO_RATE = { rate_limit: null };
+/** Every scenario runs with this tick_ms (e2e.test.ts puts it under the scenario's own config): the filter hands its
+ *  counters and gauge to Envoy on its tick, and 100 ms (the minimum) keeps the reads that wait for it short. */
+export const TICK_MS = 100;
 
 // ------------------------------------------------------------------ helpers
 
 /** Admin /stats once the filter's next tick has handed its counters and gauge to Envoy (at most one tick_ms behind,
  *  README "Statistics"); rawAdminStats for polling. */
 export async function adminStats(d: Deployment): Promise<Map<string, number>> {
-  await afterTick();
+  await afterTick(TICK_MS);
   return rawAdminStats(d);
 }
 
@@ -44,7 +47,7 @@ async function stat(d: Deployment, name: string): Promise<number> {
 
 /** The filter's own Prometheus endpoint (served from the listener to 127.0.0.1), as "name{labels}" → value. */
 export async function metricsEndpoint(d: Deployment): Promise<Map<string, number>> {
-  await afterTick(); // the serving VM's counters are exact, the other VMs' arrive on their tick
+  await afterTick(TICK_MS); // the serving VM's counters are exact, the other VMs' arrive on their tick
   const r = await httpRequest(d.httpUrl(METRICS_PATH));
   assert.equal(r.status, 200, `GET ${METRICS_PATH}: ${r.status} ${r.body.slice(0, 200)}`);
   const out = new Map<string, number>();
@@ -95,7 +98,7 @@ async function countsBackToZero(d: Deployment, { pods = true } = {}): Promise<vo
 }
 
 async function waitActive(d: Deployment, n: number): Promise<void> {
-  await waitFor(async () => (await stat(d, `${G}active_connections`)) === n, {
+  await waitFor(async () => ((await rawAdminStats(d)).get(`${G}active_connections`) ?? 0) === n, {
     timeoutMs: 10_000, intervalMs: 50, what: `active_connections == ${n}`,
   });
 }

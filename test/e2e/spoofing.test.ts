@@ -4,7 +4,7 @@
 // configuration has a `fleet` block (envoy-fleet.yaml) runs build/ws-governor-fleet.wasm, its `fleet.cluster` pointed
 // at a real etcd started for it (test/support/etcd.ts; without etcd that row is skipped with the reason, CI=true
 // fails). The plugin configuration is the file's own with max_connections_per_client 1, client_key
-// {"source":"address"} and the default endpoint allowlist.
+// {"source":"address"}, the default endpoint allowlist and tick_ms 100 (the filter's counters reach Envoy on its tick).
 // Remote clients are played on loopback with ProxyOptions.networkView: a client bound to 127.0.0.7 is the peer
 // 10.1.2.7:<port> reaching the pod address 10.0.0.10:8080.
 //   (a) a remote client's second WebSocket with x-forwarded-for 10.9.9.9: the same client (429, client_full) when
@@ -25,6 +25,7 @@ import { startPods, type PodServer } from "../support/pods.ts";
 import { connectWs, httpRequest, type WsOutcome } from "../support/ws-client.ts";
 import { upgradeRequest } from "../support/frames.ts";
 import { etcdGate, startEtcd, type Etcd } from "../support/etcd.ts";
+import { afterTick, waitFor } from "../support/wait.ts";
 
 const ENVOY_DIR = path.join(REPO_ROOT, "envoy");
 const WASM = path.join(REPO_ROOT, "build/ws-governor.wasm");
@@ -33,6 +34,8 @@ const REMOTE = "127.0.0.7", OTHER = "127.0.0.8"; // loopback IPs the networkView
 const VIEW: Record<string, string> = { [REMOTE]: "10.1.2.7", [OTHER]: "10.1.2.8" };
 const POD_ADDRESS = "10.0.0.10:8080";
 const STAT = (n: string) => `wasmcustom.ws_governor.${n}`;
+/** the filter hands its counters to Envoy on its tick: 100 ms (the minimum) keeps the waits for them short */
+const TICK_MS = 100;
 
 /** What the shipped files say today (a new file is checked against its own HCM settings only). */
 const SHIPPED_USE_REMOTE_ADDRESS: Record<string, boolean> = { "envoy.yaml": true, "envoy-sidecar.yaml": true, "envoy-gateway.yaml": true, "envoy-fleet.yaml": true };
@@ -65,6 +68,7 @@ function pluginConfig(own: string): string {
   c.client_key = { source: "address" };
   c.metrics_path = "/websocket/metrics";
   c.health_path = "/websocket/health";
+  c.tick_ms = TICK_MS;
   delete c.endpoint_allow; // the default: 127.0.0.0/8 and ::1/128
   if (c.fleet) c.fleet.call_timeout_ms = 2000; // a loaded test machine's cold etcd may be slower than a LAN's 250 ms
   return JSON.stringify(c);
@@ -127,7 +131,12 @@ test("spoofing matrix: per-client cap, endpoints, two Connection lines — every
       });
       const open: WebSocket[] = [];
       const raw: net.Socket[] = [];
+      // counters reach Envoy on the filter's tick: a count that must change is polled for (then read exactly), one
+      // that must not change (or a baseline) is read one tick after the event
       const stat = (n: string) => proxy.stat(STAT(n)) ?? 0;
+      const statReaches = (n: string, want: number) =>
+        waitFor(() => stat(n) >= want, { timeoutMs: 5000, intervalMs: 20, what: `${v.name}: ${n} reaching ${want}` })
+          .catch(() => undefined); // the exact assertion below reports it
       const row: Record<string, string> = { config: v.name, use_remote_address: String(hcm.useRemoteAddress) };
       try {
         // (b) endpoints: a remote client naming 127.0.0.1 in x-forwarded-for, then a genuine local client
@@ -148,6 +157,7 @@ test("spoofing matrix: per-client cap, endpoints, two Connection lines — every
         const rejectedBefore = stat("rejected_total.reason.client_full");
         const spoofed = await connectWs(proxy.wsUrl("/ws"), { localAddress: REMOTE, headers: { "x-forwarded-for": "10.9.9.9" } });
         if (spoofed.kind === "open") open.push(spoofed.ws);
+        await (xffTrusted ? afterTick(TICK_MS) : statReaches("rejected_total.reason.client_full", rejectedBefore + 1));
         row["2nd WS, XFF 10.9.9.9"] = outcome(spoofed) + (stat("rejected_total.reason.client_full") > rejectedBefore ? " client_full" : "");
         if (xffTrusted) {
           assert.equal(outcome(spoofed), "101", `${v.name}: the XFF entry chooses the bucket (forgeable)`);
@@ -159,10 +169,13 @@ test("spoofing matrix: per-client cap, endpoints, two Connection lines — every
         }
 
         // (c) two Connection lines: with the remote client's cap full → refused like any upgrade …
+        if (!xffTrusted) await afterTick(TICK_MS); // baselines: both WebSockets above counted on whichever VM took them
         const upgrades0 = stat("upgrades_total");
         const clientFull0 = stat("rejected_total.reason.client_full");
         const full = await twoConnectionLines(proxy.listenerPort, REMOTE);
         raw.push(full.socket);
+        await statReaches("rejected_total.reason.client_full", clientFull0 + 1);
+        await statReaches("upgrades_total", upgrades0 + 1);
         row["2×Connection, cap full"] = `${full.status}${stat("rejected_total.reason.client_full") > clientFull0 ? " client_full" : ""}`;
         assert.equal(full.status, 429, `${v.name}: governed, no ungoverned tunnel`);
         assert.equal(stat("rejected_total.reason.client_full"), clientFull0 + 1, "refused by the client cap");
@@ -171,11 +184,14 @@ test("spoofing matrix: per-client cap, endpoints, two Connection lines — every
         const accepted0 = stat("accepted_total");
         const ok = await twoConnectionLines(proxy.listenerPort, OTHER);
         raw.push(ok.socket);
+        await statReaches("upgrades_total", upgrades0 + 2);
+        await statReaches("accepted_total", accepted0 + 1);
         row["2×Connection, admitted"] = String(ok.status);
         assert.equal(ok.status, 101, `${v.name}: another client is admitted`);
         assert.equal(stat("upgrades_total"), upgrades0 + 2, "counted in upgrades_total");
         assert.equal(stat("accepted_total"), accepted0 + 1, "counted in accepted_total");
         if (etcdCluster !== undefined) { // the fleet module took its slots from etcd, through the file's own cluster
+          await statReaches("fleet_calls_total", 2);
           row["etcd calls"] = `${stat("fleet_calls_total")} (${stat("fleet_call_failures_total")} failed)`;
           assert.ok(stat("fleet_calls_total") >= 2, `${v.name}: a lease grant and a slot grant at least`);
         }

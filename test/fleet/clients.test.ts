@@ -19,7 +19,7 @@ import { waitFor } from "../support/wait.ts";
 import { connectWs } from "../support/ws-client.ts";
 import { delay, etcdSlots, sum } from "./support.ts";
 import {
-  addStats, byeAll, fillFleet, proxyTraps, startCountingPod, startFleetProxy, startLoad, stopWorker,
+  addStats, statsAfterTick, byeAll, fillFleet, proxyTraps, startCountingPod, startFleetProxy, startLoad, stopWorker,
   type CountingPod, type FleetProxyOptions, type LoadCounts,
 } from "./clients_support.ts";
 
@@ -123,6 +123,7 @@ describe("fleet mode, real ws clients through three loopback proxies [etcd]", ()
       maxOpen = Math.max(maxOpen, pod.seen.max);
       over += pod.seen.over;
       if (pod.seen.max === CAP) capRounds++;
+      await statsAfterTick(); // the round's counts are in Envoy's stats
       for (const p of ps) await addStats(stats, p);
       trapped.push(...traps(ps));
       await closeAll(ps);

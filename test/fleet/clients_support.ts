@@ -14,7 +14,13 @@ import WebSocket, { WebSocketServer } from "ws";
 import { startProxy, parseStatsText, type RunningProxy } from "../emulator/proxy/index.ts";
 import { renderBootstrap } from "../e2e/targets/render.ts";
 import { connectWs, waitClosed } from "../support/ws-client.ts";
+import { afterTick, waitFor } from "../support/wait.ts";
 import { FLEET_WASM } from "./support.ts";
+
+/** tick_ms of these proxies: the filter hands its counters to Envoy on its tick, so a stats read that must show what
+ *  just happened waits for it (statsAfterTick, or a poll) */
+export const TICK_MS = 200;
+export const statsAfterTick = (): Promise<void> => afterTick(TICK_MS);
 
 export const G = "wasmcustom.ws_governor.";
 
@@ -113,7 +119,7 @@ export interface FleetProxyOptions {
 export async function startFleetProxy(o: FleetProxyOptions): Promise<RunningProxy> {
   const doc = renderBootstrap({
     pluginConfig: {
-      mode: "inbound", pod_name: "pod-x", max_connections_per_pod: o.cap, rate_limit: null, tick_ms: 200, ...o.plugin,
+      mode: "inbound", pod_name: "pod-x", max_connections_per_pod: o.cap, rate_limit: null, tick_ms: TICK_MS, ...o.plugin,
       fleet: { cluster: "etcd", prefix: o.prefix, lease_ttl_seconds: 5, call_timeout_ms: 1000, block: 2, ...o.fleet },
     },
   }) as { node: { id: string }; static_resources: { clusters: object[] } };
@@ -252,6 +258,7 @@ export async function fillFleet(proxies: RunningProxy[], refusals: number, maxAt
   const inARow = proxies.map(() => 0);
   const details: Record<string, number> = {};
   let attempts = 0;
+  await statsAfterTick(); // what happened before the fill is in the stats, so a refusal's reason is this attempt's
   for (let i = 0; attempts < maxAttempts && inARow.some((n) => n < refusals); i++) {
     const k = i % proxies.length;
     if (inARow[k] >= refusals) continue;
@@ -264,7 +271,9 @@ export async function fillFleet(proxies: RunningProxy[], refusals: number, maxAt
       continue;
     }
     if (r.kind !== "rejected") throw new Error(`fill: ${r.error.message}`);
-    const d = `${r.status} ${reasonSince(proxies[k], before) ?? "?"}`;
+    // the refusal is counted on the proxy's tick: polled for (bounded), "?" if no reason moved
+    const why = await waitFor(() => reasonSince(proxies[k], before), { timeoutMs: TICK_MS + 1000, intervalMs: 10 }).catch(() => undefined);
+    const d = `${r.status} ${why ?? "?"}`;
     details[d] = (details[d] ?? 0) + 1;
     if (d === "503 ws_governor_pod_full") inARow[k]++;
     else await new Promise((res) => setTimeout(res, 200));

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { etcdGate, etcdPost, type Etcd } from "../support/etcd.ts";
 import { waitFor } from "../support/wait.ts";
-import { useEtcd, closeReplica, traps, delay, etcdSlots, fleetConfig, outcomes, startReplica, sum, upgrade, type Replica, type Upgrade } from "./support.ts";
+import { useEtcd, closeReplica, traps, delay, etcdSlots, fleetConfig, outcomes, startReplica, sum, upgrade, afterFleetTick, statReaches, type Replica, type Upgrade } from "./support.ts";
 
 const gate = etcdGate();
 const T = { skip: gate.skip, timeout: 90_000 };
@@ -87,12 +87,14 @@ describe("fleet mode failure drills [etcd]", () => {
       assert.equal(ca.open.length, gA - 1, "admitted from the process's own granted slots");
       assert.deepEqual(ca.refused, ["ws_governor_contention", "ws_governor_contention"]);
       fa.open.push(...ca.open);
-      assert.ok(a.stat("fleet_unavailable_total") >= 2);
-      assert.ok(a.stat("fleet_call_failures_total") > failsBefore, "the failed calls are counted");
+      assert.ok(await statReaches(a, "fleet_unavailable_total", 2) >= 2); // (counters reach Envoy on the tick)
+      assert.ok(await statReaches(a, "fleet_call_failures_total", failsBefore + 1) > failsBefore, "the failed calls are counted");
       // failure_mode open → one extra slot (local_cap_per_pod 1) beyond B's granted ones, counted; then refused
       const ob = await fill(b, gB - 2 + 2);
       assert.equal(ob.open.length, gB - 2 + 1, "fail-open within local_cap_per_pod");
       assert.deepEqual(ob.refused, ["ws_governor_contention"]);
+      await statReaches(b, "fleet_open_admits_total", 1);
+      await afterFleetTick(); // exactly one: nothing more arrives a tick later
       assert.equal(b.stat("fleet_open_admits_total"), 1);
       fb.open.push(...ob.open);
       fb.open.pop()!.s.complete(); // the deliberate overage ends (B is back to its granted slots)

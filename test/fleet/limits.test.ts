@@ -6,7 +6,7 @@ import { describe, test } from "node:test";
 import { etcdGate, type Etcd } from "../support/etcd.ts";
 import { rng } from "../filter/support.ts";
 import { waitFor } from "../support/wait.ts";
-import { useEtcd, traps, etcdSlots, fleetConfig, outcomes, startReplica, sum, upgrade, type Replica, type Upgrade } from "./support.ts";
+import { useEtcd, traps, etcdSlots, fleetConfig, outcomes, startReplica, sum, upgrade, afterFleetTick, statReaches, type Replica, type Upgrade } from "./support.ts";
 import { conn, upgradeHeaders, H101 } from "../filter/support.ts";
 import type { LocalReply, StepResult } from "../filter/support.ts";
 
@@ -70,7 +70,9 @@ describe("fleet mode: per-client caps and returns [etcd]", () => {
     // everything is given back to etcd once nobody uses it (rebalance_ms 200)
     await waitFor(async () => sum(await etcdSlots(etcd!.clientUrl, prefix, String(bucketOf("alice")), "client")) === 0 &&
       sum(await etcdSlots(etcd!.clientUrl, prefix, String(bucketOf("bob")), "client")) === 0, { timeoutMs: 10_000 });
-    const returned = rs.reduce((t, r) => t + r.stat("fleet_returned_slots_total"), 0);
+    const returnedSum = () => rs.reduce((t, r) => t + r.stat("fleet_returned_slots_total"), 0);
+    await waitFor(() => returnedSum() >= 4, { timeoutMs: 3000, intervalMs: 10 }).catch(() => undefined); // counted on the tick
+    const returned = returnedSum();
     assert.ok(returned >= 4, `returned ${returned}`);
     for (const r of rs) assert.deepEqual(traps(r), []);
   });
@@ -133,7 +135,7 @@ describe("fleet mode: per-client caps and returns [etcd]", () => {
     assert.equal(fb2.open.length, 6, "B takes the whole cap");
     assert.deepEqual(fb2.refused, ["ws_governor_pod_full"]);
     assert.equal(sum(await etcdSlots(etcd.clientUrl, prefix)), 6);
-    assert.ok(a.stat("fleet_returned_slots_total") >= 6);
+    assert.ok(await statReaches(a, "fleet_returned_slots_total", 6) >= 6);
     for (const u of fb2.open) u.s.complete();
     for (const r of [a, b]) assert.deepEqual(traps(r), []);
   });
@@ -212,7 +214,10 @@ describe("fleet mode: per-client caps and returns [etcd]", () => {
       if (t.admitted) { again = true; openA.push(t); } else await new Promise((res) => setTimeout(res, 100));
     }
     assert.ok(again, "A's freed slot came back to the fleet");
-    const accepted = rs.reduce((t, r) => t + r.stat("accepted_total"), 0);
+    const acceptedSum = () => rs.reduce((t, r) => t + r.stat("accepted_total"), 0);
+    await waitFor(() => acceptedSum() >= 7, { timeoutMs: 3000, intervalMs: 10 }).catch(() => undefined); // counted on the tick
+    await afterFleetTick(); // and no more a tick later
+    const accepted = acceptedSum();
     assert.equal(accepted, 3 + 3 + 1, "accepted_total counts the upgrades confirmed at the 101");
     for (const t of [...openA.slice(1), ...b]) if (t.admitted) t.s.complete();
     for (const r of rs) assert.deepEqual(traps(r), []);

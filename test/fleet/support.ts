@@ -9,6 +9,7 @@ import { after, before } from "node:test";
 import { b64, etcdPost, prefixEnd, startEtcd, unb64, type Etcd } from "../support/etcd.ts";
 import { startPods, type PodServer } from "../support/pods.ts";
 import type { RunningProxy } from "../emulator/proxy/index.ts";
+import { afterTick, waitFor } from "../support/wait.ts";
 
 export const FLEET_WASM = join(ROOT, "build/ws-governor-fleet.wasm");
 let cache: Uint8Array | undefined;
@@ -49,6 +50,17 @@ export function startReplica(name: string, etcdPort: number, configuration: stri
   const h = proc.addPlugin({ wasm: fleetWasm(), configuration, failurePolicy: "FAIL_CLOSED" });
   return { name, proc, h, logs, stat: (n) => proc.stats.get(G + n) ?? 0, closed: false };
 }
+
+/** The filter hands its counters to Envoy on its tick (at most tick_ms late; fleetConfig: 100 ms). A count that must
+ *  have risen is polled for (bounded; on time-out the caller's assertion reports the value); returns the value. */
+export async function statReaches(r: Replica, name: string, atLeast: number, timeoutMs = 3000): Promise<number> {
+  await waitFor(() => r.stat(name) >= atLeast, { timeoutMs, intervalMs: 10, what: `${r.name}: ${name} >= ${atLeast}` })
+    .catch(() => undefined);
+  return r.stat(name);
+}
+
+/** One tick (fleetConfig's 100 ms) and a margin: before reading a count that must be exact or must not have moved. */
+export const afterFleetTick = (tickMs = 100): Promise<void> => afterTick(tickMs);
 
 /** How one upgrade ended: admitted (101 passed), refused (local reply) or, never acceptable, still hanging. */
 export interface Upgrade {

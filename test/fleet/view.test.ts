@@ -9,7 +9,7 @@ import { b64, etcdGate, etcdPost, prefixEnd, unb64, type Etcd } from "../support
 import { waitFor } from "../support/wait.ts";
 import { bodyText, conn, parseProm, plainHeaders } from "../filter/support.ts";
 import type { LocalReply, StepResult } from "../filter/support.ts";
-import { useEtcd, closeReplica, traps, etcdSlots, fleetConfig, startReplica, sum, upgrade, type Replica, type Upgrade } from "./support.ts";
+import { useEtcd, closeReplica, traps, etcdSlots, fleetConfig, startReplica, sum, upgrade, afterFleetTick, statReaches, type Replica, type Upgrade } from "./support.ts";
 
 const gate = etcdGate();
 const T = { skip: gate.skip, timeout: 60_000 };
@@ -106,7 +106,7 @@ describe("fleet view on /websocket/metrics [etcd]", () => {
     gone.complete();
     assert.equal((await page(c)).get("ws_governor_fleet_up"), 1);
     assert.deepEqual(late, [], "no reply to a stream that ended");
-    assert.ok(c.stat("fleet_scrapes_total") >= 3);
+    assert.ok(await statReaches(c, "fleet_scrapes_total", 3) >= 3); // (counters reach Envoy on the tick)
     // one VM per process publishes per period (2 workers here): 6 more puts take at least 5 periods (+1 for the
     // record's first claim, which has no cas), however the ticks fell
     await waitFor(() => a.stat("fleet_stats_puts_total") >= puts0 + 6, { timeoutMs: 10_000, intervalMs: 20, what: "6 puts" });
@@ -124,6 +124,8 @@ describe("fleet view on /websocket/metrics [etcd]", () => {
       assert.equal(d.get("ws_governor_fleet_up"), 0);
       assert.equal(d.get('websocket_connections_active_total{pod="pod-x"}'), 2, "the local view");
       assert.doesNotMatch(text, /ws_governor_fleet_(active|granted|holders)/, "no fleet series without etcd");
+      await statReaches(a, "fleet_scrape_failures_total", failures + 1);
+      await afterFleetTick(); // exactly one: nothing more arrives a tick later
       assert.equal(a.stat("fleet_scrape_failures_total"), failures + 1);
     } finally {
       await etcd.restart();

@@ -31,13 +31,13 @@ export async function waitFor<T>(
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${opts.what ?? "condition"}${why}`);
 }
 
-/** A plain timer; only for pacing where no observable condition exists (e.g. letting time pass for a rate window). */
 /** The filter hands counters and the gauge to Envoy on its tick (assembly/host/metrics.ts): a stats read that must
  *  reflect what just happened waits one tick period first (plus a margin for the tick callback itself). */
 export function afterTick(tickMs = 1000): Promise<void> {
   return delay(tickMs + 150);
 }
 
+/** A plain timer; only for pacing where no observable condition exists (e.g. letting time pass for a rate window). */
 export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
