@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { Arm, filterConfig, PLAIN_REQ } from "./lib/host.ts";
-import { emptyWasm, filterWasm, fleetWasm, naiveWasm, sdkWasm, ROOT, FILTER_WASM } from "./lib/modules.ts";
+import { callsOnlyWasm, emptyWasm, filterWasm, fleetWasm, naiveWasm, sdkWasm, ROOT, FILTER_WASM } from "./lib/modules.ts";
 import { alternate, fmtInt, fmtNs, gc, machine, nsPer } from "./lib/measure.ts";
 import { CallbackCounter, CopyCounter, chunk } from "./lib/frames.ts";
 import { Report } from "./lib/report.ts";
@@ -188,6 +188,7 @@ if (want("P1")) {
     filter: new Arm("filter", ours, filterConfig(), 1),
     empty: new Arm("empty", empty, "", 1),
     sdk: new Arm("sdk", sdk.wasm, "", 1),
+    calls: new Arm("calls-only", callsOnlyWasm(), "", 1),
   };
   for (const a of Object.values(arms)) { // JIT warm-up, bounded in count and time
     const until = performance.now() + P.warmMs;
@@ -200,6 +201,7 @@ if (want("P1")) {
     const fns: Record<string, () => void> = {};
     for (const [k, a] of Object.entries(arms)) {
       if (k === "sdk" && !P.sdkLevels.includes(level)) continue;
+      if (k === "calls" && level !== P.levels[0]) continue; // comparison at the first level only
       const got = a.holdOpen(0, level, deadline);
       if (got < level) throw new Error(`${k}: only ${got} of ${level} live streams within the time bound`);
       fns[k] = () => { a.lifecycle(0); };
@@ -231,6 +233,10 @@ if (want("P1")) {
     "within ±10 %", (d) => `${d.toFixed(1)} points`);
   report.le("P1", "host calls per upgrade lifecycle", lifecycleCalls, 9, (v) => `${num(v)} (P2: admit + release)`,
     "≤ 9", (d) => `${num(d)} calls`);
+  const c0 = res[lv[0]].calls, f0 = res[lv[0]].filter, e0 = res[lv[0]].empty;
+  report.info("P1", `the same ${num(lifecycleCalls)} host calls with no guest work (calls-only module, ${fmtK(lv[0])} live; comparison)`,
+    `${fmtNs(c0)} = ${(c0 / e0).toFixed(2)}× the empty module; the filter's own guest work is the rest: ${fmtNs(Math.max(0, f0 - c0))} ` +
+    `(${(Math.max(0, f0 - c0) / f0 * 100).toFixed(0)} % of its lifecycle)`);
   const sl = P.sdkLevels.filter((l) => res[l]?.sdk !== undefined);
   report.info("P1", "SDK dispatcher lifecycle cost vs live streams (comparison arm)",
     sl.map((l) => `${fmtK(l)}: ${fmtNs(res[l].sdk)} (${(res[l].sdk / res[l].filter).toFixed(1)}× the filter)`).join(", "));

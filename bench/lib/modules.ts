@@ -37,6 +37,11 @@ export function emptyWasm(): Uint8Array {
   return watToWasm(readFileSync(join(ARMS, "empty.wat"), "utf8"));
 }
 
+/** The filter's 9 host calls per lifecycle with no guest work (arms/calls_only.wat). */
+export function callsOnlyWasm(): Uint8Array {
+  return watToWasm(readFileSync(join(ARMS, "calls_only.wat"), "utf8"));
+}
+
 export function naiveWasm(cap: number): Uint8Array {
   return watToWasm(readFileSync(join(ARMS, "naive_counter.wat"), "utf8").replaceAll("__CAP__", String(cap >>> 0)));
 }
