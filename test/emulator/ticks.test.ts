@@ -51,3 +51,20 @@ test("§3.4 real timers (virtualTime: false) fire and close() stops them", async
   await new Promise((r) => setTimeout(r, 30));
   assert.equal(ticks(proc).length, n);
 });
+
+test("harness affordance tickAll(): one tick per armed timer now, clock unchanged, re-armed from now; stopped timers stay stopped", () => {
+  const proc = new EnvoyProcess({ concurrency: 1 });
+  proc.addPlugin({ wasm: tickProbe(100) });
+  proc.addPlugin({ wasm: tickProbe(10, 1), vmId: "b", name: "b" });
+  proc.advance(10); // b's timers fire once and stop
+  assert.equal(ticks(proc).length, 2);
+  const t0 = proc.nowMs();
+  proc.advance(40);
+  proc.tickAll();
+  assert.equal(proc.nowMs(), t0 + 40, "no time moved");
+  assert.equal(ticks(proc).length, 4, "the two running timers (main, worker-0) once each; b's stopped timers not");
+  proc.advance(99);
+  assert.equal(ticks(proc).length, 4, "re-armed from the affordance's tick, not from the original schedule");
+  proc.advance(1);
+  assert.equal(ticks(proc).length, 6);
+});
