@@ -22,10 +22,13 @@ export class Metrics {
     return ok;
   }
 
+  /** where stat s's pending change is kept */
+  @inline private at(s: i32): usize { return changetype<usize>(this.pending) + (<usize>s << 3); }
+
   /** counters: delta > 0 only (Envoy rejects 0 and negatives on counters, §5.2); the gauge: any sign. Histograms
    *  are never pending (record). */
   inc(s: i32, delta: i64 = 1): void {
-    const p = changetype<usize>(this.pending) + (<usize>s << 3);
+    const p = this.at(s);
     store<i64>(p, load<i64>(p) + delta);
   }
 
@@ -33,18 +36,18 @@ export class Metrics {
 
   /** Hands every pending counter change to Envoy (one call per changed counter). */
   flushCounters(): void {
-    const p = changetype<usize>(this.pending);
     for (let i = 0; i < STAT_COUNT; i++) {
-      const d = load<i64>(p + (<usize>i << 3));
+      const p = this.at(i);
+      const d = load<i64>(p);
       if (d > 0 && i != S.Active) {
-        store<i64>(p + (<usize>i << 3), 0);
+        store<i64>(p, 0);
         incrementMetric(this.ids[i], d);
       }
     }
   }
 
   /** This VM's gauge value once its pending change is given to Envoy (what its heartbeat publishes). */
-  gaugeTarget(): i64 { return this.gaugePushed + load<i64>(changetype<usize>(this.pending) + (<usize>S.Active << 3)); }
+  gaugeTarget(): i64 { return this.gaugePushed + load<i64>(this.at(S.Active)); }
 
   /** Gives the pending gauge change to Envoy after the heartbeat published gaugeTarget(). `swept`: another VM had
    *  removed this VM from the lease table and subtracted what it had published, so that no longer counts. `dead`:
@@ -54,7 +57,7 @@ export class Metrics {
     const target = this.gaugeTarget();
     if (swept) this.gaugePushed = 0;
     const d = target - this.gaugePushed - dead;
-    store<i64>(changetype<usize>(this.pending) + (<usize>S.Active << 3), 0);
+    store<i64>(this.at(S.Active), 0);
     this.gaugePushed = target;
     if (d != 0) incrementMetric(this.ids[S.Active], d);
   }
