@@ -21,7 +21,17 @@ ASC := node node_modules/assemblyscript/bin/asc
 
 # The debug build (with --pedantic, whose AS900 diagnostic means a cyclic managed type: AssemblyScript 0.17 would
 # add its cycle collector, which nothing runs) compiles in the background while the release module is built.
-build: node_modules/.package-lock.json ## build the release modules build/ws-governor.wasm and build/ws-governor-fleet.wasm (and the debug ones)
+# Incremental: the modules are rebuilt only when a source, asconfig.json, the post-processor or the installed
+# toolchain changed (every test target depends on build, so consecutive targets do not recompile). A failed recipe
+# deletes both modules (.DELETE_ON_ERROR), so a failure is never hidden by an up-to-date file.
+BUILD_INPUTS := $(shell find assembly -name '*.ts') assembly/tsconfig.json asconfig.json scripts/release-wasm.mjs \
+	node_modules/.package-lock.json
+.DELETE_ON_ERROR:
+
+build: $(WASM) $(FLEET_WASM) ## build the release modules build/ws-governor.wasm and build/ws-governor-fleet.wasm (and the debug ones)
+	@echo "release module: $$(stat -c %s $(WASM)) bytes; fleet module: $$(stat -c %s $(FLEET_WASM)) bytes"
+
+$(WASM) $(FLEET_WASM) &: $(BUILD_INPUTS)
 	@mkdir -p build/debug build/release
 	@( $(ASC) assembly/index.ts --target debug --pedantic && \
 	   $(ASC) assembly/fleet.ts --target debug-fleet --pedantic ) 2> build/debug/asc.log & debug=$$!; \
@@ -37,7 +47,6 @@ build: node_modules/.package-lock.json ## build the release modules build/ws-gov
 	  if grep -q AS900 build/debug/asc.log; then grep -A4 AS900 build/debug/asc.log; \
 	    echo "build: a managed type is cyclic: AssemblyScript 0.17 would add its cycle collector, which nothing runs (leak)"; \
 	    exit 1; fi
-	@echo "release module: $$(stat -c %s $(WASM)) bytes; fleet module: $$(stat -c %s $(FLEET_WASM)) bytes"
 
 lint: node_modules/.package-lock.json ## typecheck the harness; assembly/core stays pure; only docs/ may refer to the sibling shared/ folder
 	npx tsc --noEmit -p tsconfig.json
