@@ -166,7 +166,7 @@ function int(obj: JValue, key: string, lo: u32, hi: u64, dflt: u64): u64 {
   if (v === null) return dflt;
   const n = v.n;
   if (v.type == JType.Num && n >= f64(lo) && n <= f64(hi)) return u64(n);
-  must(key, "an integer in " + lo.toString() + ".." + hi.toString());
+  must(key, "an integer in " + u64(lo).toString() + ".." + hi.toString());
   return dflt;
 }
 
@@ -336,7 +336,7 @@ function read(root: JValue, cfg: Config): void {
         const it = jsonAt(i);
         let c: Cidr | null = null;
         if (it.type == JType.Str) c = parseCidr(it.s);
-        if (c === null) { must("endpoint_allow[" + n.toString() + "]", "an IPv4 or IPv6 address or CIDR"); break; }
+        if (c === null) { must("endpoint_allow[" + u64(n).toString() + "]", "an IPv4 or IPv6 address or CIDR"); break; }
         list.push(c);
         i = it.next;
         n++;

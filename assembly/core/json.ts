@@ -90,7 +90,7 @@ function document(): JValue | null {
 }
 
 function fail(msg: string): JValue | null {
-  jsonError = msg + " at offset " + pos.toString();
+  jsonError = msg + " at offset " + u64(pos).toString();
   return null;
 }
 

@@ -93,7 +93,7 @@ export class Root {
     this.configured = true;
     let where = "mode=upstream";
     if (cfg.mode == Mode.Inbound) where = "mode=inbound pod=" + this.pod;
-    log(LOG_INFO, "ws_governor: configured " + where + " vm=" + this.vm.toString());
+    log(LOG_INFO, "ws_governor: configured " + where + " vm=" + u64(this.vm).toString());
     return true;
   }
 
@@ -208,9 +208,9 @@ export class Root {
     // A line only when something was reclaimed, counting what was (a silent VM without shares, such as a
     // registered VM that never admitted, costs no line).
     if (pods > 0 || clients > 0) {
-      let line = "ws_governor: reclaimed " + u32(pods).toString() + " connection(s)";
-      if (clients > 0) line += " and " + u32(clients).toString() + " client share(s)";
-      log(LOG_WARN, line + " from " + b.dead.length.toString() + " silent VM(s)");
+      let line = "ws_governor: reclaimed " + u64(pods).toString() + " connection(s)";
+      if (clients > 0) line += " and " + u64(clients).toString() + " client share(s)";
+      log(LOG_WARN, line + " from " + u64(b.dead.length).toString() + " silent VM(s)");
     }
   }
 
