@@ -72,25 +72,44 @@ export function encodeLedger(l: Ledger): ArrayBuffer {
   return buf;
 }
 
-/** Decodes `len` bytes at `p`. Zero bytes decode as an empty ledger. Returns null for anything malformed. */
+// What scanLedger() found (module-level, so the admission path allocates nothing).
+export let foundAt: usize = 0;  // the entry of the VM asked for (0: none)
+export let foundTotal: u64 = 0; // the sum of all counts
+
+/** Validates a slot ledger of `len` bytes at `p`: W 1 1 | u16 nameLen ≤ 1024 | name | u64 rejected | u16 n ≤ 4096 |
+ *  n × (u32 vm, u32 count), VM ids non-zero and distinct, nothing after. Zero bytes: the empty ledger. A count may
+ *  be 0 (a share that went back to 0 stays in place; readers skip it). Notes vm's entry and the total. */
+export function scanLedger(p: usize, len: i32, vm: u32): bool {
+  foundAt = 0;
+  foundTotal = 0;
+  if (len == 0) return true;
+  if (!header(p, len, KIND_SLOT) || len < 15) return false;
+  const nl = i32(load<u16>(p, 3));
+  const e0 = p + 15 + usize(nl);
+  if (nl > 1024 || len < 15 + nl || i32(load<u16>(e0 - 2)) > MAX_ENTRIES || len != 15 + nl + i32(load<u16>(e0 - 2)) * 8) return false;
+  for (let e = e0; e < p + len; e += 8) {
+    const x = load<u32>(e);
+    if (x == 0) return false;
+    for (let k = e0; k < e; k += 8) if (load<u32>(k) == x) return false;
+    if (x == vm) foundAt = e;
+    foundTotal += u64(load<u32>(e, 4));
+  }
+  return true;
+}
+
+/** Decodes `len` bytes at `p` (scanLedger's rules; zero counts are left out). Zero bytes decode as an empty ledger.
+ *  Returns null for anything malformed. */
 export function decodeLedger(p: usize, len: i32): Ledger | null {
   const l = new Ledger();
+  if (!scanLedger(p, len, 0)) return null;
   if (len == 0) return l;
-  if (!header(p, len, KIND_SLOT) || len < 5) return null;
-  const nameLen = i32(load<u16>(p + 3));
-  if (nameLen > 1024 || len < 5 + nameLen + 10) return null;
-  l.name = utf8Decode(p + 5, nameLen);
-  let o = p + 5 + nameLen;
-  l.rejected = load<u64>(o); o += 8;
-  const n = i32(load<u16>(o)); o += 2;
-  if (n > MAX_ENTRIES || len != 5 + nameLen + 10 + n * 8) return null;
-  for (let i = 0; i < n; i++) {
-    const vm = load<u32>(o);
-    const c = load<u32>(o, 4);
-    o += 8;
-    if (vm == 0 || l.vms.indexOf(vm) >= 0) return null;
+  const nl = i32(load<u16>(p, 3));
+  l.name = utf8Decode(p + 5, nl);
+  l.rejected = load<u64>(p + 5 + nl);
+  for (let e = p + 15 + nl; e < p + len; e += 8) {
+    const c = load<u32>(e, 4);
     if (c == 0) continue;
-    l.vms.push(vm);
+    l.vms.push(load<u32>(e));
     l.counts.push(c);
   }
   return l;

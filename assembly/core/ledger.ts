@@ -2,7 +2,8 @@
 // Every count is a set of per-VM shares (codec.ts Ledger), so the share of a VM that died can be removed by another.
 // Outcomes are explicit; the caller maps Contention to the configured failure mode and counts `retries`.
 import { SharedStore, ST_OK, ST_NOT_FOUND, ST_CAS_MISMATCH } from "./store";
-import { Ledger, Leases, decodeLedger, encodeLedger, decodeLeases, encodeLeases, fnv1a, removeAt, beatGauge } from "./codec";
+import { Leases, decodeLeases, encodeLeases, fnv1a, removeAt, beatGauge, scanLedger, foundAt, foundTotal, MAGIC, VERSION, KIND_SLOT } from "./codec";
+import { utf8Encode, utf8Is } from "./utf8";
 
 export const enum Outcome {
   Admitted = 0,   // share added (acquire) / share removed (release)
@@ -26,8 +27,19 @@ export class Result {
 export const POD_TAG = ":pod:";
 export const CLIENT_TAG = ":cli:";
 export const RATE_TAG = ":rl:";
-export function slotKey(prefix: string, tag: string, n: u32): string { return prefix + tag + n.toString(); }
-export function podKey(prefix: string, slot: i32): string { return slotKey(prefix, POD_TAG, u32(slot)); }
+export function slotKey(prefix: string, tag: string, n: u32): string { return prefix + tag + u64(n).toString(); }
+// The last pod key built: admission and release of one pod reuse one string (and HostStore its UTF-8 bytes).
+let podKeyPrefix = "";
+let podKeySlot: i32 = -1;
+let podKeyLast = "";
+export function podKey(prefix: string, slot: i32): string {
+  if (slot != podKeySlot || prefix != podKeyPrefix) {
+    podKeyLast = slotKey(prefix, POD_TAG, u32(slot));
+    podKeyPrefix = prefix;
+    podKeySlot = slot;
+  }
+  return podKeyLast;
+}
 export function clientKey(prefix: string, bucket: u32): string { return slotKey(prefix, CLIENT_TAG, bucket); }
 export function rateKey(prefix: string, bucket: u32): string { return slotKey(prefix, RATE_TAG, bucket); }
 export function leaseKey(prefix: string): string { return prefix + ":vms"; }
@@ -36,50 +48,97 @@ export function drainKey(prefix: string): string { return prefix + ":drain"; }
 export function fleetKey(prefix: string): string { return prefix + ":fleet"; }
 /** fleet module: the slots etcd granted this process for its pod (inbound) or for a client bucket */
 export function fleetGrantKey(prefix: string, pod: bool, bucket: u32): string {
-  return prefix + (pod ? ":fgp" : ":fgc" + bucket.toString());
+  if (pod) return prefix + ":fgp"; // if/else, not `?:` around an allocation in a concatenation (a leak on AS 0.17)
+  return prefix + ":fgc" + u64(bucket).toString();
 }  // fleet module: the process's etcd lease
 /** fleet module, the global rate limit (core/fleet_rate.ts): the process's rate lease, its tick clock, a bucket's tokens */
 export function rateLeaseKey(prefix: string): string { return prefix + ":frl"; }
 export function clockKey(prefix: string): string { return prefix + ":fclk"; }
-export function ratePoolKey(prefix: string, bucket: u32): string { return prefix + ":frt" + bucket.toString(); }
+export function ratePoolKey(prefix: string, bucket: u32): string { return prefix + ":frt" + u64(bucket).toString(); }
 export function bucketOf(key: string, buckets: u32): u32 { return fnv1a(key) % buckets; }
 
 const TAKEN: i32 = -2;
 
+// Slot ledgers are changed where they lie: the bytes the store read are validated (codec.ts scanLedger), one count
+// (or the rejected counter) is changed in them and they are written back under the cas read. Nothing is decoded or
+// allocated on that path. A new value is built only to add an entry, to claim a slot and to drop entries.
+
+/** A new slot ledger: `name`, nothing rejected, one entry (vm, 1). */
+function freshLedger(name: string, vm: u32): ArrayBuffer {
+  const nb = utf8Encode(name);
+  const nl = nb.byteLength;
+  const buf = new ArrayBuffer(23 + nl);
+  const p = changetype<usize>(buf); // a new ArrayBuffer is zeroed: rejected = 0
+  store<u8>(p, MAGIC); store<u8>(p, VERSION, 1); store<u8>(p, KIND_SLOT, 2);
+  store<u16>(p, u16(nl), 3);
+  memory.copy(p + 5, changetype<usize>(nb), nl);
+  store<u16>(p + 13 + nl, 1);
+  store<u32>(p + 15 + nl, vm);
+  store<u32>(p + 15 + nl, 1, 4);
+  return buf;
+}
+
+/** A copy of the valid ledger at p without its entries of count 0, and (vm, 1) added at the end. */
+function appended(p: usize, len: i32, vm: u32): ArrayBuffer {
+  const e0 = p + 15 + usize(load<u16>(p, 3));
+  const end = p + len;
+  let n = 1;
+  for (let e = e0; e < end; e += 8) if (load<u32>(e, 4) != 0) n++;
+  const head = i32(e0 - p);
+  const buf = new ArrayBuffer(head + n * 8);
+  let o = changetype<usize>(buf);
+  memory.copy(o, p, head);
+  o += head;
+  store<u16>(o - 2, u16(n));
+  for (let e = e0; e < end; e += 8) {
+    if (load<u32>(e, 4) == 0) continue;
+    store<u64>(o, load<u64>(e));
+    o += 8;
+  }
+  store<u32>(o, vm);
+  store<u32>(o, 1, 4);
+  return buf;
+}
+
 /** One slot: adds vm's share unless `cap` (0 = none) is reached; `force` (shadow mode) adds anyway.
- *  With `name` non-empty the slot belongs to that pod and may be claimed when free. Returns TAKEN when the slot
- *  belongs to another pod that still holds connections. */
-function acquireOn(store: SharedStore, key: string, name: string, vm: u32, cap: u32, force: bool,
+ *  With `name` non-empty the slot belongs to that pod and may be claimed when free (a malformed value counts as
+ *  corrupt and as free). Returns TAKEN when the slot belongs to another pod that still holds connections. */
+function acquireOn(db: SharedStore, key: string, name: string, vm: u32, cap: u32, force: bool,
                    countReject: bool, attempts: u32, res: Result): i32 {
   for (let a: u32 = 0; a < attempts; a++) {
     if (a > 0) res.retries++;
-    const st = store.get(key);
-    if (st != ST_OK) { res.outcome = Outcome.Error; return 0; }
-    let l = decodeLedger(store.valuePtr, store.valueLen);
-    const cas = store.cas;
-    store.done();
-    if (l === null) { res.corrupt++; l = new Ledger(); }
-    if (name.length > 0 && l.name != name) {
-      if (l.name.length > 0 && l.total() > 0) return TAKEN;
-      l.name = name;            // claim a free (or drained) slot
-      l.rejected = 0;
-      l.vms.length = 0;
-      l.counts.length = 0;
+    if (db.get(key) != ST_OK) { res.outcome = Outcome.Error; return 0; }
+    const p = db.valuePtr;
+    const len = db.valueLen;
+    const cas = db.cas;
+    let fresh = !scanLedger(p, len, vm);
+    if (fresh) res.corrupt++;
+    const nl = fresh || len == 0 ? 0 : i32(load<u16>(p, 3));
+    let total = fresh ? 0 : foundTotal;
+    if (name.length > 0 && (fresh || !utf8Is(p + 5, nl, name))) {
+      if (nl > 0 && total > 0) { db.done(); return TAKEN; }
+      fresh = true; // claim a free (or drained) slot
+      total = 0;
     }
-    const total = l.total();
-    if (cap > 0 && total >= u64(cap) && !force) {
+    let w: u32;
+    if (cap > 0 && total >= u64(cap) && !force) { // (never fresh: its total is 0)
       res.total = total;
-      if (!countReject) { res.outcome = Outcome.OverLimit; return 0; }
-      l.rejected++;
-      const w = store.set(key, encodeLedger(l), cas);
+      if (!countReject) { db.done(); res.outcome = Outcome.OverLimit; return 0; }
+      store<u64>(p + 5 + nl, load<u64>(p + 5 + nl) + 1); // rejected
+      w = db.setValue(key, cas);
+      db.done();
       if (w == ST_OK) { res.outcome = Outcome.OverLimit; return 0; }
-      if (w == ST_CAS_MISMATCH) continue;
-      res.outcome = Outcome.Error;
-      return 0;
+    } else {
+      // if/else, not `?:` (a borrowed string chosen by a conditional expression is released twice on AS 0.17)
+      if (fresh) w = db.set(key, freshLedger(name, vm), cas);
+      else if (len == 0) w = db.set(key, freshLedger("", vm), cas);
+      else if (foundAt != 0) {
+        store<u32>(foundAt, load<u32>(foundAt, 4) + 1, 4);
+        w = db.setValue(key, cas);
+      } else w = db.set(key, appended(p, len, vm), cas);
+      db.done();
+      if (w == ST_OK) { res.outcome = Outcome.Admitted; res.total = total + 1; return 0; }
     }
-    l.add(vm, 1);
-    const w = store.set(key, encodeLedger(l), cas);
-    if (w == ST_OK) { res.outcome = Outcome.Admitted; res.total = total + 1; return 0; }
     if (w != ST_CAS_MISMATCH) { res.outcome = Outcome.Error; return 0; }
   }
   res.outcome = Outcome.Contention;
@@ -107,45 +166,48 @@ export function acquirePod(store: SharedStore, prefix: string, maxPods: u32, pod
 }
 
 /** Removes one share of `vm` (exactly what acquire added). `name` guards pod slots against reuse. */
-export function release(store: SharedStore, key: string, name: string, vm: u32, attempts: u32, res: Result): void {
+export function release(db: SharedStore, key: string, name: string, vm: u32, attempts: u32, res: Result): void {
   for (let a: u32 = 0; a < attempts; a++) {
     if (a > 0) res.retries++;
-    const st = store.get(key);
+    const st = db.get(key);
     if (st != ST_OK) { res.outcome = st == ST_NOT_FOUND ? Outcome.Orphan : Outcome.Error; return; }
-    const l = decodeLedger(store.valuePtr, store.valueLen);
-    const cas = store.cas;
-    store.done();
-    if (l === null) { res.corrupt++; res.outcome = Outcome.Orphan; return; }
-    if (name.length > 0 && l.name != name) { res.outcome = Outcome.Orphan; return; }
-    if (l.sub(vm, 1) == 0) { res.outcome = Outcome.Orphan; return; }
-    const w = store.set(key, encodeLedger(l), cas);
-    if (w == ST_OK) { res.outcome = Outcome.Admitted; res.total = l.total(); return; }
-    if (w != ST_CAS_MISMATCH) { res.outcome = Outcome.Error; return; }
+    const p = db.valuePtr;
+    const len = db.valueLen;
+    res.outcome = Outcome.Orphan;
+    if (!scanLedger(p, len, vm)) res.corrupt++;
+    else if (foundAt != 0 && load<u32>(foundAt, 4) > 0 &&
+             (name.length == 0 || utf8Is(p + 5, i32(load<u16>(p, 3)), name))) {
+      store<u32>(foundAt, load<u32>(foundAt, 4) - 1, 4); // a share back at 0 stays in place
+      const w = db.setValue(key, db.cas);
+      if (w == ST_CAS_MISMATCH) { db.done(); continue; }
+      res.outcome = w == ST_OK ? Outcome.Admitted : Outcome.Error;
+      res.total = foundTotal - 1;
+    }
+    db.done();
+    return;
   }
   res.outcome = Outcome.Contention;
 }
 
-/** Removes the shares of every VM not in `live`. Returns the number of connections removed, or -1 when the CAS
- *  attempts ran out (the next sweep tries again). */
-export function reclaim(store: SharedStore, key: string, live: Leases, attempts: u32, res: Result): i64 {
+/** Sets the shares of every VM not in `live` to 0 (the next new entry drops them). Returns the number of connections
+ *  removed, or -1 when the CAS attempts ran out (the next sweep tries again). */
+export function reclaim(db: SharedStore, key: string, live: Leases, attempts: u32, res: Result): i64 {
   for (let a: u32 = 0; a < attempts; a++) {
-    const st = store.get(key);
-    if (st != ST_OK) return 0;
-    const l = decodeLedger(store.valuePtr, store.valueLen);
-    const cas = store.cas;
-    store.done();
-    if (l === null) { res.corrupt++; return 0; }
+    if (db.get(key) != ST_OK) return 0;
+    const p = db.valuePtr;
+    const len = db.valueLen;
     let removed: i64 = 0;
-    let i = 0;
-    while (i < l.vms.length) {
-      if (!live.has(l.vms[i])) {
-        removed += i64(l.counts[i]);
-        removeAt(l.vms, i);
-        removeAt(l.counts, i);
-      } else i++;
+    if (!scanLedger(p, len, 0)) res.corrupt++;
+    else if (len > 0) {
+      for (let e = p + 15 + usize(load<u16>(p, 3)); e < p + len; e += 8) {
+        if (live.has(load<u32>(e))) continue;
+        removed += i64(load<u32>(e, 4));
+        store<u32>(e, 0, 4);
+      }
     }
-    if (removed == 0) return 0;
-    const w = store.set(key, encodeLedger(l), cas);
+    let w: u32 = ST_OK;
+    if (removed > 0) w = db.setValue(key, db.cas);
+    db.done();
     if (w == ST_OK) return removed;
     if (w != ST_CAS_MISMATCH) return 0;
     res.retries++;

@@ -14,6 +14,9 @@ export abstract class SharedStore {
   abstract get(key: string): u32;
   /** Writes `key` if its cas still equals `cas` (0 = unconditional). Returns ST_OK, ST_CAS_MISMATCH, … */
   abstract set(key: string, value: ArrayBuffer, cas: u32): u32;
+  /** Writes the bytes of the last get back to `key` (as changed in place), under the same cas rule as set(). Call it
+   *  before done(). */
+  abstract setValue(key: string, cas: u32): u32;
   /** Releases the bytes of the last get. */
   abstract done(): void;
 }

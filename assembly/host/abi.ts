@@ -129,8 +129,8 @@ export function getShared(key: ArrayBuffer): u32 {
   return st;
 }
 
-export function setShared(key: ArrayBuffer, value: ArrayBuffer, cas: u32): u32 {
-  return imp.proxy_set_shared_data(changetype<usize>(key), key.byteLength, changetype<usize>(value), value.byteLength, cas);
+export function setShared(key: ArrayBuffer, ptr: usize, len: i32, cas: u32): u32 {
+  return imp.proxy_set_shared_data(changetype<usize>(key), key.byteLength, ptr, len, cas);
 }
 
 // ---- metrics ----------------------------------------------------------------------------------------------------

@@ -32,7 +32,11 @@ export class HostStore extends SharedStore {
   }
 
   set(key: string, value: ArrayBuffer, cas: u32): u32 {
-    return setShared(this.encoded(key), value, cas);
+    return setShared(this.encoded(key), changetype<usize>(value), value.byteLength, cas);
+  }
+
+  setValue(key: string, cas: u32): u32 {
+    return setShared(this.encoded(key), this.valuePtr, this.valueLen, cas);
   }
 
   done(): void {

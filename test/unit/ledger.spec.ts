@@ -60,6 +60,10 @@ export class FakeStore extends SharedStore {
     return ST_OK;
   }
 
+  setValue(key: string, cas: u32): u32 {
+    return this.set(key, this.held, cas);
+  }
+
   done(): void {
     this.held = new ArrayBuffer(0);
     this.valuePtr = 0;
@@ -297,6 +301,81 @@ describe("release", () => {
     release(db, "c", "", 6, 4, res);
     expect(res.outcome).toBe(Outcome.Contention);
     expect(ledgerOf("c").countOf(6)).toBe(1);
+  });
+});
+
+describe("in place: counts change where they lie", () => {
+  it("a release leaves the VM's entry at 0; its next admission reuses it without growing the value", () => {
+    db = new FakeStore();
+    db.put("s", ledgerWith("pod-é", 6, 1)); // a non-ASCII name is compared in its UTF-8 form
+    const size = (db.raw("s") as ArrayBuffer).byteLength;
+    res.reset();
+    release(db, "s", "pod-é", 6, 8, res);
+    expect(res.outcome).toBe(Outcome.Admitted);
+    expect(res.total).toBe(0);
+    expect((db.raw("s") as ArrayBuffer).byteLength).toBe(size);
+    expect(ledgerOf("s").vms.length).toBe(0); // readers skip a count of 0
+    res.reset();
+    release(db, "s", "pod-é", 6, 8, res); // 0 stays 0: an orphan, nothing written
+    expect(res.outcome).toBe(Outcome.Orphan);
+    db.put(podKey("t", 0), db.raw("s") as ArrayBuffer); // the pod table's slot 0 holds that value
+    res.reset();
+    acquirePod(db, "t", 1, "pod-é", 0, 6, 0, false, 8, res);
+    expect(res.outcome).toBe(Outcome.Admitted);
+    expect(res.total).toBe(1);
+    expect((db.raw(podKey("t", 0)) as ArrayBuffer).byteLength).toBe(size);
+    expect(ledgerOf(podKey("t", 0)).countOf(6)).toBe(1);
+  });
+  it("a new entry drops the entries at 0; a rejection is counted in place", () => {
+    db = new FakeStore();
+    const l = new Ledger();
+    l.name = "pod-a";
+    l.add(1, 1); l.add(2, 1);
+    db.put("p", encodeLedger(l));
+    res.reset();
+    release(db, "p", "pod-a", 1, 8, res); // vm 1 back at 0, in place
+    const before = (db.raw("p") as ArrayBuffer).byteLength;
+    db.put(podKey("t", 0), db.raw("p") as ArrayBuffer); // the pod table's slot 0 holds that value
+    res.reset();
+    acquirePod(db, "t", 1, "pod-a", 0, 3, 2, false, 8, res);
+    expect(res.outcome).toBe(Outcome.Admitted);
+    expect(res.total).toBe(2);
+    const k = podKey("t", 0);
+    expect((db.raw(k) as ArrayBuffer).byteLength).toBe(before); // vm 1's 0 dropped, vm 3 added
+    expect(ledgerOf(k).countOf(1)).toBe(0);
+    expect(ledgerOf(k).countOf(3)).toBe(1);
+    res.reset();
+    acquirePod(db, "t", 1, "pod-a", 0, 4, 2, false, 8, res);
+    expect(res.outcome).toBe(Outcome.OverLimit);
+    expect((db.raw(k) as ArrayBuffer).byteLength).toBe(before);
+    expect(ledgerOf(k).rejected).toBe(1);
+  });
+  it("a duplicate VM id is corrupt even when one of its counts is 0", () => {
+    db = new FakeStore();
+    const l = new Ledger();
+    l.add(5, 1); l.add(6, 2);
+    const b = encodeLedger(l);
+    store<u32>(changetype<usize>(b) + 15 + 8, 5); // vm 6 → 5
+    store<u32>(changetype<usize>(b) + 15 + 12, 0); // with count 0
+    db.put("c", b);
+    res.reset();
+    acquireCounter(db, "c", 5, 0, false, 8, res);
+    expect(res.outcome).toBe(Outcome.Admitted);
+    expect(res.corrupt).toBe(1);
+    expect(ledgerOf("c").total()).toBe(1); // rewritten fresh: the corrupt value counted as empty
+  });
+  it("reclaim sets the dead VMs' counts to 0 in place", () => {
+    db = new FakeStore();
+    const l = new Ledger();
+    l.name = "pod-a";
+    l.add(1, 3); l.add(2, 4);
+    db.put("p", encodeLedger(l));
+    const size = (db.raw("p") as ArrayBuffer).byteLength;
+    res.reset();
+    expect(reclaim(db, "p", leasesWith(2), 8, res)).toBe(3);
+    expect((db.raw("p") as ArrayBuffer).byteLength).toBe(size);
+    expect(ledgerOf("p").vms.length).toBe(1);
+    expect(ledgerOf("p").total()).toBe(4);
   });
 });
 
