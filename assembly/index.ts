@@ -2,7 +2,7 @@
 // O(1) per callback: typed maps of concrete contexts, no casts of managed results, no per-stream strings or logs.
 import "./host/abort";
 import { Root, roots } from "./filter/root";
-import { Stream, streams, CONTINUE, STOP, PLAIN, FLEET_ADMIT } from "./filter/stream";
+import { Stream, streams, requestKind, CONTINUE, STOP, PLAIN, WEBSOCKET, FLEET_ADMIT } from "./filter/stream";
 import { FleetStream } from "./filter/fleet_stream"; // fleet module only (newStream)
 import { onRequestBody, onResponseBody, startInspection, expireClosing } from "./filter/frames";
 import { serveEndpoint } from "./filter/endpoints";
@@ -18,7 +18,7 @@ export function proxy_abi_version_0_2_1(): void {}
 
 // Lazy stream contexts: Envoy calls proxy_on_context_create of a stream right before its first callback (from
 // decodeHeaders, or from the access log when the filter never saw headers, e.g. skipped by ExtensionWithMatcher;
-// envoy-host.md §2.3, §2.5 D), so only the id is noted here; a Stream exists only for a request with `upgrade`.
+// envoy-host.md §2.3, §2.5 D), so only the id is noted here; a Stream exists only for a WebSocket upgrade.
 // Any other stream gets Continue everywhere and nothing but map lookups at log/done/delete.
 let pendingId: u32 = 0;
 let pendingRoot: u32 = 0;
@@ -52,9 +52,12 @@ export function proxy_on_tick(root: u32): void {
 
 export function proxy_on_request_headers(id: u32, headers: u32, eos: u32): u32 {
   if (id != pendingId || !roots.has(pendingRoot)) return CONTINUE; // unknown root: ignore the stream
-  const s = newStream(id, roots.get(pendingRoot));
-  const r = s.onRequestHeaders();
-  if (r == PLAIN) return serveEndpoint(s);
+  const root = roots.get(pendingRoot);
+  const k = requestKind(root);
+  if (k == PLAIN) return serveEndpoint(root, id);
+  if (k != WEBSOCKET) return CONTINUE; // another upgrade, or no configuration: nothing to keep
+  const s = newStream(id, root);
+  const r = s.onUpgrade();
   streams.set(id, s);
   if (FLEET) { if (r == FLEET_ADMIT) return fleetRequest(s) ? CONTINUE : STOP; }
   return r;

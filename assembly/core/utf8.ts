@@ -74,3 +74,13 @@ export function utf8Decode(p: usize, len: usize): string {
   }
   return String.UTF16.decodeUnsafe(changetype<usize>(tmp), q - changetype<usize>(tmp));
 }
+
+/** Whether the `n` bytes at p decode to s: compared in place when s is ASCII (a byte ≥ 0x80 then never matches,
+ *  as its decoded form would not), else by decoding. */
+export function utf8Is(p: usize, n: i32, s: string): bool {
+  const l = s.length;
+  for (let i = 0; i < l; i++) if (s.charCodeAt(i) >= 0x80) return utf8Decode(p, n) == s;
+  if (n != l) return false;
+  for (let i = 0; i < l; i++) if (u32(load<u8>(p + i)) != u32(s.charCodeAt(i))) return false;
+  return true;
+}

@@ -10,35 +10,28 @@ import { decodeLedger } from "../core/codec";
 import { ST_OK } from "../core/store";
 import { podKey, leaseKey } from "../core/ledger";
 import { S, STAT_COUNT } from "../core/stats";
-import { headerString, sendLocalReply, MAP_REQUEST_HEADERS } from "../host/abi";
+import { getHeader, outPtr, outLen, freeBytes, sendLocalReply, OK, MAP_REQUEST_HEADERS } from "../host/abi";
 import { sourceAddress, destinationAddress } from "./keys";
 import { Root } from "./root";
-import { Stream, CONTINUE, STOP } from "./stream";
-import { utf8Encode } from "../core/utf8";
+import { CONTINUE, STOP } from "./stream";
+import { FleetStream } from "./fleet_stream"; // fleet module only: the use is under `if (FLEET)`
+import { utf8Encode, utf8Is } from "../core/utf8";
 import { fleetScrape } from "./fleet_view"; // fleet module only: the use is under `if (FLEET)`
 
 const H_PATH = utf8Encode(":path");
 const LOOPBACK = defaultAllow(); // 127.0.0.0/8 and ::1
 
-function pathOnly(p: string): string {
-  // if/else, not `?:`: AssemblyScript 0.17 double-releases a borrowed value chosen by a conditional expression
-  // against a fresh one (toolchain.md addendum).
-  const q = p.indexOf("?");
-  if (q >= 0) return p.substring(0, q);
-  return p;
-}
-
-export function serveEndpoint(s: Stream): u32 {
-  const root = s.root;
+export function serveEndpoint(root: Root, id: u32): u32 {
   const cfg = root.config;
   if (cfg.metricsPath.length == 0 && cfg.healthPath.length == 0) return CONTINUE;
-  const raw = headerString(MAP_REQUEST_HEADERS, H_PATH);
-  if (raw === null) return CONTINUE;
-  const path = pathOnly(raw);
-  const isMetrics = cfg.metricsPath.length > 0 && path == cfg.metricsPath;
-  const isHealth = cfg.healthPath.length > 0 && path == cfg.healthPath;
+  if (getHeader(MAP_REQUEST_HEADERS, H_PATH) != OK) return CONTINUE;
+  // the path without its query, compared where the host left it (no string per request)
+  let n = 0;
+  while (n < outLen && load<u8>(outPtr + n) != 0x3f) n++;
+  const isMetrics = cfg.metricsPath.length > 0 && utf8Is(outPtr, n, cfg.metricsPath);
+  const isHealth = cfg.healthPath.length > 0 && utf8Is(outPtr, n, cfg.healthPath);
+  freeBytes();
   if (!isMetrics && !isHealth) return CONTINUE;
-  s.replied = true;
   const src = sourceAddress();
   if (!allowed(cfg.endpointAllow, src) || (allowed(LOOPBACK, src) && !allowed(LOOPBACK, destinationAddress()))) {
     sendLocalReply(403, "ws_governor_forbidden", "forbidden\n", []);
@@ -52,7 +45,14 @@ export function serveEndpoint(s: Stream): u32 {
     else sendLocalReply(200, "ws_governor_health", "ok\n", ["content-type", "text/plain"]);
     return STOP;
   }
-  if (FLEET) { if (cfg.fleet !== null) { fleetScrape(s, metricsText(root)); return STOP; } } // + the fleet's view
+  if (FLEET) { // + the fleet's view: the scrape waits for etcd as a stream of its own
+    if (cfg.fleet !== null) {
+      const s = new FleetStream(id, root);
+      s.replied = true;
+      fleetScrape(s, metricsText(root));
+      return STOP;
+    }
+  }
   sendLocalReply(200, "ws_governor_metrics", metricsText(root), ["content-type", "text/plain; version=0.0.4"]);
   return STOP;
 }

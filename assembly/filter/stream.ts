@@ -21,9 +21,11 @@ const UPSTREAM_ADDRESS = utf8Encode("upstream\0address");
 
 export const CONTINUE: u32 = 0;
 export const STOP: u32 = 1;
-/** onRequestHeaders: no upgrade header, so not a WebSocket (the dispatcher then offers the request to the endpoints). */
+/** requestKind: no upgrade header, so not a WebSocket (the dispatcher then offers the request to the endpoints). */
 export const PLAIN: u32 = 0xffff;
-/** onRequestHeaders, fleet module: the local checks passed; the global ones run in fleet_admit.ts (the dispatcher routes). */
+/** requestKind: a WebSocket upgrade (the dispatcher makes it a Stream). */
+export const WEBSOCKET: u32 = 0xfffd;
+/** onUpgrade, fleet module: the local checks passed; the global ones run in fleet_admit.ts (the dispatcher routes). */
 export const FLEET_ADMIT: u32 = 0xfffe;
 
 /** The last rate decision (its retryAfterUs makes the Retry-After of a 429; fleet_rate.ts sets it too). */
@@ -40,7 +42,18 @@ const F_FINISHED: u8 = 8;
 const F_RESET: u8 = 16;
 const F_LOCAL_GAUGE: u8 = 32;
 
-/** One per request with an `upgrade` header. Small on purpose (bench P4: heap per live connection; the check at the
+/** What a request is, from its `upgrade` header alone: PLAIN, WEBSOCKET, or CONTINUE (another upgrade, or the root is
+ *  not configured). Envoy removes `upgrade` and `connection` before the filters unless `connection` holds the token
+ *  "upgrade" (envoy-host.md §8.1, §8.2), so `upgrade` alone decides, with no second header read. */
+export function requestKind(root: Root): u32 {
+  if (!root.configured) return CONTINUE;
+  if (getHeader(MAP_REQUEST_HEADERS, H_UPGRADE) != OK) return PLAIN;
+  const ws = isWebSocketUpgrade(outPtr, outLen);
+  freeBytes();
+  return ws ? WEBSOCKET : CONTINUE;
+}
+
+/** One per WebSocket upgrade request. Small on purpose (bench P4: heap per live connection; the check at the
  *  end of this file): flags in one byte, the fleet module's state in FleetStream (fleet_stream.ts). */
 export class Stream {
   id: u32;
@@ -73,15 +86,9 @@ export class Stream {
   set localGauge(on: bool) { this.flag(F_LOCAL_GAUGE, on); }
   private flag(f: u8, on: bool): void { this.bits = (this.bits & ~f) | (on ? f : 0); }
 
-  onRequestHeaders(): u32 {
+  /** Request headers of a WebSocket upgrade (requestKind said WEBSOCKET): admission. */
+  onUpgrade(): u32 {
     const root = this.root;
-    if (!root.configured) return CONTINUE;
-    // Envoy removes `upgrade` and `connection` before the filters unless `connection` holds the token "upgrade"
-    // (envoy-host.md §8.1, §8.2), so `upgrade` alone decides, with no second header read.
-    if (getHeader(MAP_REQUEST_HEADERS, H_UPGRADE) != OK) return PLAIN;
-    const ws = isWebSocketUpgrade(outPtr, outLen);
-    freeBytes();
-    if (!ws) return CONTINUE;
     this.ws = true;
     const m = root.metrics;
     const cfg = root.config;
@@ -151,7 +158,7 @@ export class Stream {
 
   /** A lifecycle line, built only when Envoy's wasm logger is at debug (root.debug). */
   private debugLine(what: string): void {
-    if (this.root.debug) log(LOG_DEBUG, "ws_governor: " + what + " stream=" + this.id.toString() + " pod=" + this.pod);
+    if (this.root.debug) log(LOG_DEBUG, "ws_governor: " + what + " stream=" + u64(this.id).toString() + " pod=" + this.pod);
   }
 
   // ---- decisions ------------------------------------------------------------------------------------------------
@@ -172,7 +179,7 @@ export class Stream {
       const rl = root.config.rateLimit;
       if (rl !== null) {
         const secs = ceilSeconds(rate.retryAfterUs).toString();
-        headers = ["retry-after", secs, "ratelimit-limit", rl.requests.toString(), "ratelimit-remaining", "0", "ratelimit-reset", secs];
+        headers = ["retry-after", secs, "ratelimit-limit", u64(rl.requests).toString(), "ratelimit-remaining", "0", "ratelimit-reset", secs];
       }
     }
     sendLocalReply(REASON_STATUS[reason], unchecked(REASON_DETAILS[reason]), "", headers);

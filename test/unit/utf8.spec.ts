@@ -1,4 +1,4 @@
-import { utf8Encode, utf8Decode } from "../../assembly/core/utf8";
+import { utf8Encode, utf8Decode, utf8Is } from "../../assembly/core/utf8";
 
 /** The bytes of an encoding as hex. */
 function enc(s: string): string {
@@ -67,5 +67,18 @@ describe("utf8", () => {
     expect(units(dec("e28241"))).toBe("fffd fffd 41");    // missing third byte: lead, then the lone continuation
     expect(units(dec("f4908080"))).toBe("fffd fffd fffd fffd"); // above U+10FFFF
     expect(units(dec("f5"))).toBe("fffd");
+  });
+  it("utf8Is: the bytes spell the string exactly (in place for ASCII, by decoding otherwise)", () => {
+    const b = utf8Encode("/websocket/metrics");
+    const p = changetype<usize>(b);
+    expect(utf8Is(p, b.byteLength, "/websocket/metrics")).toBe(true);
+    expect(utf8Is(p, b.byteLength - 1, "/websocket/metrics")).toBe(false); // a prefix
+    expect(utf8Is(p, b.byteLength, "/websocket/metricz")).toBe(false);
+    expect(utf8Is(p, 0, "")).toBe(true);
+    const e = utf8Encode("pod-\u00e9");
+    const q = changetype<usize>(e);
+    expect(utf8Is(q, e.byteLength, "pod-\u00e9")).toBe(true);
+    expect(utf8Is(q, e.byteLength, "pod-\u00c3\u00a9")).toBe(false); // the bytes C3 A9 read as Latin-1 characters
+    expect(utf8Is(q, e.byteLength, "pod-ab")).toBe(false);               // same length in bytes, ASCII
   });
 });
