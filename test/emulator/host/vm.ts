@@ -1,6 +1,7 @@
 // One VM instance (base, canary, main-thread or worker): instantiate with strict linking, restricted mode during
 // start-up and allocator calls (§1.2, §1.5), context ids (§2.2), failed state after a trap (§3.3), per-VM metric ids
 // (§5.1), after-VM-call actions (§7.1) and the effective context (§9).
+import { ContextTable } from "./context_table.ts";
 import { PluginLoadError } from "./api.ts";
 import { Mem, R } from "./memory.ts";
 import { buildImports } from "./imports/index.ts";
@@ -32,7 +33,7 @@ export interface VmGroupLike {
 export class Vm {
   instance!: WebAssembly.Instance;
   mem!: Mem;
-  readonly contexts = new Map<number, Ctx>();
+  readonly contexts = new ContextTable<Ctx>();
   readonly vmCtx: Ctx;
   readonly roots = new Map<PluginRt, Ctx>();
   /** plugins whose on_vm_start/on_configure returned true on this VM (filter installed, §2.2 step 3) */
