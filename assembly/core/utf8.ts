@@ -75,12 +75,21 @@ export function utf8Decode(p: usize, len: usize): string {
   return String.UTF16.decodeUnsafe(changetype<usize>(tmp), q - changetype<usize>(tmp));
 }
 
-/** Whether the `n` bytes at p decode to s: compared in place when s is ASCII (a byte ≥ 0x80 then never matches,
- *  as its decoded form would not), else by decoding. */
+/** Whether the `n` bytes at p are the encoding of s (utf8Encode's), compared in place while s is ASCII (its first
+ *  non-ASCII character, if any, is at the same offset in bytes as in characters), by encoding s from there on. */
 export function utf8Is(p: usize, n: i32, s: string): bool {
+  const q = changetype<usize>(s);
   const l = s.length;
-  for (let i = 0; i < l; i++) if (s.charCodeAt(i) >= 0x80) return utf8Decode(p, n) == s;
-  if (n != l) return false;
-  for (let i = 0; i < l; i++) if (u32(load<u8>(p + i)) != u32(s.charCodeAt(i))) return false;
-  return true;
+  for (let i = 0; i < l; i++) {
+    const c = u32(load<u16>(q + (usize(i) << 1)));
+    if (c >= 0x80) {
+      const b = utf8Encode(s);
+      if (b.byteLength != n) return false;
+      const e = changetype<usize>(b);
+      for (let k = i; k < n; k++) if (load<u8>(e + k) != load<u8>(p + k)) return false;
+      return true;
+    }
+    if (i >= n || c != u32(load<u8>(p + i))) return false;
+  }
+  return n == l;
 }

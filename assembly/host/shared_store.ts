@@ -9,7 +9,7 @@ export class HostStore extends SharedStore {
   private lastBytes: ArrayBuffer = new ArrayBuffer(0);
 
   private encoded(key: string): ArrayBuffer {
-    if (key != this.lastKey) {
+    if (changetype<usize>(key) != changetype<usize>(this.lastKey) && key != this.lastKey) { // the same string: no compare
       this.lastKey = key;
       this.lastBytes = utf8Encode(key);
     }

@@ -68,7 +68,7 @@ describe("utf8", () => {
     expect(units(dec("f4908080"))).toBe("fffd fffd fffd fffd"); // above U+10FFFF
     expect(units(dec("f5"))).toBe("fffd");
   });
-  it("utf8Is: the bytes spell the string exactly (in place for ASCII, by decoding otherwise)", () => {
+  it("utf8Is: the bytes are the string's encoding exactly (in place while ASCII, encoded from the first other character)", () => {
     const b = utf8Encode("/websocket/metrics");
     const p = changetype<usize>(b);
     expect(utf8Is(p, b.byteLength, "/websocket/metrics")).toBe(true);
@@ -80,5 +80,11 @@ describe("utf8", () => {
     expect(utf8Is(q, e.byteLength, "pod-\u00e9")).toBe(true);
     expect(utf8Is(q, e.byteLength, "pod-\u00c3\u00a9")).toBe(false); // the bytes C3 A9 read as Latin-1 characters
     expect(utf8Is(q, e.byteLength, "pod-ab")).toBe(false);               // same length in bytes, ASCII
+    expect(utf8Is(q, e.byteLength, "pox-\u00e9")).toBe(false);          // differs before the non-ASCII character
+    expect(utf8Is(q, e.byteLength - 1, "pod-\u00e9")).toBe(false);      // a truncated encoding
+    const bad = dec("ff");                                                 // U+FFFD, decoded from an invalid byte
+    const ff = new ArrayBuffer(1);
+    store<u8>(changetype<usize>(ff), 0xff);
+    expect(utf8Is(changetype<usize>(ff), 1, bad)).toBe(false);            // not the encoding of U+FFFD (EF BF BD)
   });
 });
