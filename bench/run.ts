@@ -9,7 +9,8 @@ import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { Arm, filterConfig, PLAIN_REQ } from "./lib/host.ts";
 import { callsOnlyWasm, emptyWasm, filterWasm, fleetWasm, naiveWasm, sdkWasm, ROOT, FILTER_WASM } from "./lib/modules.ts";
-import { alternate, fmtInt, fmtNs, gc, machine, nsPer } from "./lib/measure.ts";
+import { alternate, alternateRunners, fmtInt, fmtNs, gc, machine, nsPer } from "./lib/measure.ts";
+import { IsolatedArm, type Op } from "./lib/isolated.ts";
 import { CallbackCounter, CopyCounter, chunk } from "./lib/frames.ts";
 import { Report } from "./lib/report.ts";
 import { runP6, P6_FULL, P6_SMOKE } from "./p6.ts";
@@ -34,7 +35,7 @@ const P = SMOKE ? {
   p2Reps: 5, framesMs: 150, framesMaxIter: 50, framesRounds: 3, soak: 2_000, soakWarm: 1_000, soakMs: 5_000, noTick: 1_000, sdkSoak: 500,
   raceUpgrades: 400, raceMs: 5_000, cap: 16,
 } : {
-  levels: [0, 1_000, 10_000, 100_000], sdkLevels: [0, 1_000, 10_000], warmMs: 2_000, rounds: 9, batchMs: 60, maxBatch: 50_000,
+  levels: [0, 1_000, 10_000, 100_000], sdkLevels: [0, 1_000, 10_000], warmMs: 2_000, rounds: 25, batchMs: 60, maxBatch: 50_000,
   holdMs: 120_000, levelMs: 30_000, p2Reps: 200, framesMs: 1_500, framesMaxIter: 200_000, framesRounds: 60, soak: 1_000_000, soakWarm: 200_000, noTick: 100_000,
   soakMs: 120_000, sdkSoak: 100_000, raceUpgrades: 100_000, raceMs: 120_000, cap: 100,
 };
@@ -98,18 +99,15 @@ if (want("P0")) {
     return cb.total / 10;
   };
   const cbu = cbOf(() => arms.unwrapped.plain(0)), cbw = cbOf(() => arms.wrapped.skipped(0));
-  const fns: Record<string, () => void> = {
-    unwrapped: () => { arms.unwrapped.plain(0); }, empty: () => { arms.empty.plain(0); },
-    wrapped: () => { arms.wrapped.skipped(0); }, emptyWrapped: () => { arms.emptyWrapped.skipped(0); },
-    noEndpoints: () => { arms.noEndpoints.plain(0); },
-  };
-  for (const f of Object.values(fns)) { // JIT warm-up, bounded in count and time
-    const until = performance.now() + P.warmMs;
-    for (let i = 0; i < 200_000 && (i < 200 || performance.now() < until); i++) f();
-  }
-  gc();
-  const r = alternate(fns, P.rounds, P.batchMs, P.maxBatch, performance.now() + P.levelMs);
-  for (const a of Object.values(arms)) if (a.failed()) throw new Error(`${a.name}: a VM trapped during P0`);
+  // timed in isolates of their own (bench/lib/isolated.ts); the arms above only count calls
+  const timed: Array<[string, Op, Uint8Array, string]> = [["unwrapped", "plain", ours, cfg], ["empty", "plain", empty, ""],
+    ["wrapped", "skipped", ours, cfg], ["emptyWrapped", "skipped", empty, ""], ["noEndpoints", "plain", ours, cfgOff]];
+  const iso = await Promise.all(timed.map(([k, , wasm, config]) => IsolatedArm.start({ name: k, wasm, config, rate: 0 })));
+  for (let i = 0; i < iso.length; i++) iso[i].warm(timed[i][1], 200_000, P.warmMs); // JIT warm-up, bounded in count and time
+  const r = alternateRunners(Object.fromEntries(iso.map((a, i) => [timed[i][0], (n: number) => a.batch(timed[i][1], n)])),
+    P.rounds, P.batchMs, P.maxBatch, performance.now() + P.levelMs);
+  for (const a of [...Object.values(arms), ...iso]) if (a.failed()) throw new Error(`${a.name}: a VM trapped during P0`);
+  await Promise.all(iso.map((a) => a.stop()));
   const ratio = r.unwrapped.ns / r.empty.ns;
   report.detail("P0 one plain request (GET, no upgrade, not an endpoint; 200 with a body) on worker 0; fastest of alternating batches",
     ["arm", "Wasm callbacks", "host calls", "time", "vs empty module (same calls)"],
@@ -186,35 +184,31 @@ if (want("P1")) {
     const o = countArm("filter", ours, filterConfig(), P.p2Reps);
     lifecycleCalls = total(o.admit) + total(o.rel);
   }
+  // each arm in an isolate of its own (bench/lib/isolated.ts)
   const arms = {
-    filter: new Arm("filter", ours, filterConfig(), 1),
-    empty: new Arm("empty", empty, "", 1),
-    sdk: new Arm("sdk", sdk.wasm, "", 1),
-    calls: new Arm("calls-only", callsOnlyWasm(), "", 1),
+    filter: await IsolatedArm.start({ name: "filter", wasm: ours, config: filterConfig() }),
+    empty: await IsolatedArm.start({ name: "empty", wasm: empty, config: "" }),
+    sdk: await IsolatedArm.start({ name: "sdk", wasm: sdk.wasm, config: "" }),
+    calls: await IsolatedArm.start({ name: "calls-only", wasm: callsOnlyWasm(), config: "" }),
   };
-  for (const a of Object.values(arms)) { // JIT warm-up, bounded in count and time
-    const until = performance.now() + P.warmMs;
-    for (let i = 0; i < 200_000 && (i < 200 || performance.now() < until); i++) a.lifecycle(0);
-  }
+  for (const a of Object.values(arms)) a.warm("lifecycle", 200_000, P.warmMs); // JIT warm-up, bounded in count and time
   // one discarded round of alternating batches, so the first level is not measured while the JIT is still settling
   // (without it the first level came out ~30 % slower for every arm alike)
-  gc();
-  alternate(Object.fromEntries(Object.entries(arms).map(([k, a]) => [k, () => { a.lifecycle(0); }])), P.rounds, P.batchMs,
-    P.maxBatch, performance.now() + P.levelMs / 3);
+  alternateRunners(Object.fromEntries(Object.entries(arms).map(([k, a]) => [k, (n: number) => a.batch("lifecycle", n)])),
+    P.rounds, P.batchMs, P.maxBatch, performance.now() + P.levelMs / 3);
   const rows: string[][] = [];
   const res: Record<number, Record<string, number>> = {};
   for (const level of P.levels) {
     const deadline = performance.now() + P.holdMs;
-    const fns: Record<string, () => void> = {};
+    const fns: Record<string, (n: number) => number> = {};
     for (const [k, a] of Object.entries(arms)) {
       if (k === "sdk" && !P.sdkLevels.includes(level)) continue;
       if (k === "calls" && level !== P.levels[0]) continue; // comparison at the first level only
-      const got = a.holdOpen(0, level, deadline);
+      const got = a.holdOpen(level, Math.max(1, deadline - performance.now()));
       if (got < level) throw new Error(`${k}: only ${got} of ${level} live streams within the time bound`);
-      fns[k] = () => { a.lifecycle(0); };
+      fns[k] = (n) => a.batch("lifecycle", n);
     }
-    gc();
-    const r = alternate(fns, P.rounds, P.batchMs, P.maxBatch, performance.now() + P.levelMs);
+    const r = alternateRunners(fns, P.rounds, P.batchMs, P.maxBatch, performance.now() + P.levelMs);
     res[level] = Object.fromEntries(Object.entries(r).map(([k, v]) => [k, v.ns]));
     const ratio = r.filter.ns / r.empty.ns;
     rows.push([fmtInt(level), fmtNs(r.filter.ns), fmtNs(r.empty.ns), ratio.toFixed(2) + "×",
@@ -249,7 +243,7 @@ if (want("P1")) {
   const sl = P.sdkLevels.filter((l) => res[l]?.sdk !== undefined);
   report.info("P1", "SDK dispatcher lifecycle cost vs live streams (comparison arm)",
     sl.map((l) => `${fmtK(l)}: ${fmtNs(res[l].sdk)} (${(res[l].sdk / res[l].filter).toFixed(1)}× the filter)`).join(", "));
-  for (const a of Object.values(arms)) a.closeAll(0);
+  await Promise.all(Object.values(arms).map((a) => a.stop()));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -492,14 +486,13 @@ report.explain("P0", "Unwrapped with the endpoints on, a plain request needs two
   "sidecar that does not need the endpoints can set metrics_path and health_path to \"\".");
 report.explain("P1", `Every lifecycle of the filter makes ${num(lifecycleCalls)} host calls (P2) where the empty module makes none. ` +
   `The calls-only arm makes the same calls with no guest work and costs ${callsOnlyRatio.toFixed(2)}× the empty module here: ` +
-  "that much of the 5× allowance goes to the JavaScript host's handling of the calls alone (Envoy's published call " +
-  "costs project the crossings at ≥ 4×, P2 line). The filter's own guest work is the rest " +
-  `(${(guestShare * 100).toFixed(0)} % of its lifecycle): mostly the allocator and reference counting of the pod ledger, ` +
-  "decoded and re-encoded at admission and at release, the pod key string, and the Stream. Reusing one decoded ledger " +
-  "measured 5 % faster but made the module 78 B larger; updating the VM's share in the ledger bytes in place would " +
-  "save more and cost more: neither fits the 40 KiB budget (P5), which wins. Flatness: the empty module's own time " +
-  "grows with the live streams the emulator holds (its per-context tables), which moves the ratio more than the " +
-  "filter's own time does (both printed).");
+  "that much of the 5× allowance goes to the calls (and the host's malloc callbacks for their results) alone, and " +
+  "Envoy's published call costs project the crossings at ≥ 4× too (P2 line). The filter's own guest work is the rest " +
+  `(${(guestShare * 100).toFixed(0)} % of its lifecycle). Admission and release already change the ledger bytes where ` +
+  "Envoy copied them (no decode, encode or allocation) and reuse the pod key; what remains is spread over the " +
+  "dispatcher's stream table, the allocator behind the host's copies, reference counting and the Stream itself. " +
+  "Under 5× would take fewer calls: dropping the two clock reads (connection duration) or the :status check (the " +
+  "101 confirmation) would lose what they measure, so they stay.");
 report.explain("P3", "After 4 header-sized copies, a chunk whose frames average < 512 B is copied whole in one " +
   "call (assembly/filter/frames.ts DENSE_GAP): " + `${smallFrames.calls.toFixed(0)} proxy_get_buffer_bytes calls per ` +
   `16.6 KiB chunk of 100 B frames, ${(smallFrames.copied * 100).toFixed(0)} % of the bytes copied. What remains is the ` +

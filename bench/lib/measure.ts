@@ -31,12 +31,6 @@ export function nsPer(fn: () => void, n: number): number {
   return Number(process.hrtime.bigint() - t0) / n;
 }
 
-/** batch size so one batch takes about targetMs (between lo and hi calls) */
-export function calibrate(fn: () => void, targetMs: number, lo: number, hi: number): number {
-  const per = nsPer(fn, lo);
-  return Math.max(lo, Math.min(hi, Math.round((targetMs * 1e6) / Math.max(per, 1))));
-}
-
 export function median(xs: number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -45,19 +39,32 @@ export function median(xs: number[]): number {
 }
 
 /** rounds of alternating batches (arm order rotated every round); per arm the fastest batch's ns per call (the
- *  minimum is the estimate least disturbed by other processes on a shared machine) and the median */
+ *  minimum is the estimate least disturbed by other processes on a shared machine) and the median. In-process arms:
+ *  a full GC before each round, so a collection triggered by one arm is not billed to the next. */
 export function alternate(fns: Record<string, () => void>, rounds: number, targetMs: number, maxBatch: number,
                           deadline: number): Record<string, { ns: number; median: number; samples: number; calls: number }> {
-  const names = Object.keys(fns);
+  const runners = Object.fromEntries(Object.entries(fns).map(([k, f]) => [k, (n: number) => nsPer(f, n)]));
+  return alternateRunners(runners, rounds, targetMs, maxBatch, deadline, true);
+}
+
+/** The same with arms that time their own batches: runner(n) = ns per call over n calls (bench/lib/isolated.ts,
+ *  where each arm has a heap of its own and no GC is forced). */
+export function alternateRunners(runners: Record<string, (n: number) => number>, rounds: number, targetMs: number,
+                                 maxBatch: number, deadline: number, gcEachRound = false):
+                                 Record<string, { ns: number; median: number; samples: number; calls: number }> {
+  const names = Object.keys(runners);
   const batch: Record<string, number> = {};
-  for (const k of names) batch[k] = calibrate(fns[k], targetMs, 20, maxBatch);
+  for (const k of names) {
+    const per = runners[k](20);
+    batch[k] = Math.max(20, Math.min(maxBatch, Math.round((targetMs * 1e6) / Math.max(per, 1))));
+  }
   const samples: Record<string, number[]> = Object.fromEntries(names.map((k) => [k, []]));
   const calls: Record<string, number> = Object.fromEntries(names.map((k) => [k, 0]));
   for (let r = 0; r < rounds && (r < 1 || performance.now() < deadline); r++) {
-    gc();
+    if (gcEachRound) gc();
     for (let i = 0; i < names.length; i++) {
       const k = names[(i + r) % names.length];
-      samples[k].push(nsPer(fns[k], batch[k]));
+      samples[k].push(runners[k](batch[k]));
       calls[k] += batch[k];
     }
   }
