@@ -173,36 +173,54 @@ function container(open: i32, depth: i32): JValue | null {
 /** A string, starting at its opening quote; null (and jsonError) if malformed. */
 function str(): string | null {
   pos++;
-  let out = "";
-  let start = pos;
+  const start = pos;
+  // Pass 1: validate up to the closing quote and count the characters (errors at the same offsets as ever).
+  let n = 0;
   while (true) {
     const c = src.charCodeAt(pos);
-    if (c == 0x22) {
-      out += src.substring(start, pos);
-      pos++;
-      return out;
-    }
+    if (c == 0x22) break;
     if (c < 0) { fail("unterminated string"); return null; }
     if (c < 0x20) { fail("control character in string"); return null; }
     pos++;
+    n++;
     if (c != 0x5c) continue;
-    out += src.substring(start, pos - 1);
-    let e = src.charCodeAt(pos);
+    const e = src.charCodeAt(pos);
     if (e < 0) { fail("unterminated string"); return null; }
     pos++;
     if (e == 0x75) {
-      e = hex4();
-      if (e < 0) { fail("bad \\u escape"); return null; }
-    } else if (e == 0x62) e = 0x08;
-    else if (e == 0x66) e = 0x0c;
-    else if (e == 0x6e) e = 0x0a;
-    else if (e == 0x72) e = 0x0d;
-    else if (e == 0x74) e = 0x09;
-    else if (e != 0x22 && e != 0x5c && e != 0x2f) { pos--; fail("bad escape"); return null; }
-    out += String.fromCharCode(e);
-    start = pos;
+      if (hex4() < 0) { fail("bad \\u escape"); return null; }
+    } else if (unescape(e) < 0) { pos--; fail("bad escape"); return null; }
   }
-  return null;
+  const end = pos;
+  pos++;
+  if (n == end - start) return src.substring(start, end); // no escape
+  // Pass 2: one string of exactly n characters (appending piece by piece was quadratic in the escapes).
+  const out = __new(n << 1, idof<String>());
+  let o = out;
+  pos = start;
+  while (pos < end) {
+    let c = src.charCodeAt(pos++);
+    if (c == 0x5c) {
+      c = src.charCodeAt(pos++);
+      if (c == 0x75) c = hex4();
+      else c = unescape(c);
+    }
+    store<u16>(o, u16(c));
+    o += 2;
+  }
+  pos = end + 1;
+  return changetype<String>(out); // retains
+}
+
+/** The character an escape letter stands for (after the backslash; not `u`), or -1. */
+function unescape(e: i32): i32 {
+  if (e == 0x62) return 0x08;
+  if (e == 0x66) return 0x0c;
+  if (e == 0x6e) return 0x0a;
+  if (e == 0x72) return 0x0d;
+  if (e == 0x74) return 0x09;
+  if (e == 0x22 || e == 0x5c || e == 0x2f) return e;
+  return -1;
 }
 
 /** Four hex digits at pos (consumed), or -1 (nothing consumed). */
