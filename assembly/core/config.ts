@@ -137,7 +137,10 @@ function checkKeys(obj: JValue, allowed: string[]): void {
   let i = obj.first;
   while (i >= 0) {
     const m = jsonAt(i);
-    if (find(allowed, m.k) < 0) fail(m.k, "unknown key");
+    if (find(allowed, m.k) < 0) {
+      if (m.k.length == 0) fail("\"\"", "unknown key"); // the empty key, quoted so that the location shows
+      else fail(m.k, "unknown key");
+    }
     i = m.next;
   }
 }

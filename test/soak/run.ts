@@ -41,8 +41,7 @@ if (parts.includes("configs")) {
   const bad = r.traps + r.badRefusals;
   violations += bad;
   console.log(`configs: inputs=${r.inputs} loaded=${r.loaded} refused_with_one_critical_line=${r.refused} | traps=${r.traps} ` +
-    `bad_refusals=${r.badRefusals} | ${s(r.ms)} (${cpu()}), ${rate(r.inputs, r.ms)}; slowest load ${r.slowestMs} ms (${r.slowest}); ` +
-    `refusals naming an empty location (key ""): ${r.emptyWhere}`);
+    `bad_refusals=${r.badRefusals} | ${s(r.ms)} (${cpu()}), ${rate(r.inputs, r.ms)}; slowest load ${r.slowestMs} ms (${r.slowest})`);
   console.log(`  mutations: ${Object.entries(r.byKind).sort().map(([k, v]) => `${k}=${v}`).join(" ")}`);
   for (const v of r.violations) console.log(`  VIOLATION ${v}`);
 }

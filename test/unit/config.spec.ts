@@ -107,6 +107,10 @@ describe("parseConfig errors (exact messages)", () => {
     expect(err("null")).toBe("configuration: must be a JSON object, got null");
     expect(err("7")).toBe("configuration: must be a JSON object, got number");
   });
+  it("the empty key is named quoted", () => {
+    expect(err("{\"\":1}")).toBe("\"\": unknown key");
+    expect(err("{\"rate_limit\":{\"\":1}}")).toBe("rate_limit.\"\": unknown key");
+  });
   it("unknown keys at every level, the first error wins", () => {
     expect(err("{\"max_conections_per_pod\":1}")).toBe("max_conections_per_pod: unknown key");
     expect(err("{\"rate_limit\":{\"window\":1}}")).toBe("rate_limit.window: unknown key");
