@@ -34,17 +34,6 @@ export class Ledger {
     if (i < 0) { this.vms.push(vm); this.counts.push(delta); }
     else this.counts[i] = this.counts[i] + delta;
   }
-
-  /** Removes up to `delta` from vm's share; returns how much was actually removed (clamped, never negative). */
-  sub(vm: u32, delta: u32): u32 {
-    const i = this.vms.indexOf(vm);
-    if (i < 0) return 0;
-    const have = this.counts[i];
-    const take = have < delta ? have : delta;
-    if (have - take == 0) { removeAt(this.vms, i); removeAt(this.counts, i); }
-    else this.counts[i] = have - take;
-    return take;
-  }
 }
 
 function header(p: usize, len: i32, kind: u8): bool {

@@ -1,5 +1,5 @@
 // Exact admission over Envoy shared data: bounded compare-and-swap loops on per-VM ledgers. Pure.
-// Every count is a set of per-VM shares (codec.ts Ledger), so the share of a VM that died can be removed by another.
+// Every count is a set of per-VM shares (the slot-ledger format of codec.ts scanLedger), so the share of a VM that died can be removed by another.
 // Outcomes are explicit; the caller maps Contention to the configured failure mode and counts `retries`.
 import { SharedStore, ST_OK, ST_NOT_FOUND, ST_CAS_MISMATCH } from "./store";
 import { Leases, decodeLeases, encodeLeases, fnv1a, removeAt, beatGauge, scanLedger, foundAt, foundTotal, MAGIC, VERSION, KIND_SLOT } from "./codec";

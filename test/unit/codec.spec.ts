@@ -77,15 +77,6 @@ describe("ledger values", () => {
     expect(dec(poke(b, 3, 0xff), b.byteLength)).toBeNull();
     expect(dec(poke(b, 4, 0x7f), b.byteLength)).toBeNull();
   });
-  it("sub() clamps at zero and removes the entry", () => {
-    const l = sample();
-    expect(l.sub(3, 5)).toBe(5);
-    expect(l.sub(3, 5)).toBe(2);
-    expect(l.countOf(3)).toBe(0);
-    expect(l.vms.includes(3)).toBe(false);
-    expect(l.sub(42, 1)).toBe(0);
-    expect(l.total()).toBe(1);
-  });
 });
 
 describe("rate values", () => {
