@@ -9,7 +9,7 @@ import { serveEndpoint } from "./filter/endpoints";
 import { fleetTick, fleetRequest, fleetResponse } from "./filter/fleet"; // fleet module only: every use is under `if (FLEET)`
 import { fleetViewTick } from "./filter/fleet_view";        // fleet module only (as above)
 
-export { malloc, free } from "@solo-io/proxy-runtime/malloc";
+export { malloc, free } from "./host/malloc";
 
 
 // ABI 0.2.1 (Envoy 1.30–1.36 accept it, envoy-host.md §1.1): same calls as 0.2.0 plus proxy_get_log_level, which

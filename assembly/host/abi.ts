@@ -2,7 +2,7 @@
 // The only module besides host/* that may touch the SDK's raw imports. Host-allocated buffers (through our exported
 // malloc) are read in place and released with free() exactly once.
 import * as imp from "@solo-io/proxy-runtime/imports";
-import { free } from "@solo-io/proxy-runtime/malloc";
+import { free } from "./malloc";
 import { utf8Encode, utf8Decode, encodeInto } from "../core/utf8";
 
 // Missing from the SDK (toolchain.md §6 item 11); exact Envoy signature (envoy-host.md §1.3).
