@@ -1,5 +1,6 @@
 // The module's exports: ABI version, allocator, and our own proxy_on_* dispatcher (toolchain.md §7.3).
-// O(1) per callback: typed maps of concrete contexts, no casts of managed results, no per-stream strings or logs.
+// O(1) per callback: id tables of concrete contexts (core/idtable.ts), no casts of managed results, no per-stream
+// strings or logs.
 import "./host/abort";
 import { Root, roots } from "./filter/root";
 import { Stream, streams, requestKind, CONTINUE, STOP, PLAIN, WEBSOCKET, FLEET_ADMIT } from "./filter/stream";
@@ -42,8 +43,8 @@ export function proxy_on_configure(root: u32, size: u32): u32 {
 }
 
 export function proxy_on_tick(root: u32): void {
-  if (!roots.has(root)) return;
-  const r = roots.get(root);
+  const r = roots.find(root);
+  if (r === null) return;
   r.tick();
   if (FLEET) { if (r.configured) { fleetTick(r); fleetViewTick(r); } }
   expireClosing();
@@ -51,8 +52,9 @@ export function proxy_on_tick(root: u32): void {
 }
 
 export function proxy_on_request_headers(id: u32, headers: u32, eos: u32): u32 {
-  if (id != pendingId || !roots.has(pendingRoot)) return CONTINUE; // unknown root: ignore the stream
-  const root = roots.get(pendingRoot);
+  if (id != pendingId) return CONTINUE;
+  const root = roots.find(pendingRoot);
+  if (root === null) return CONTINUE; // unknown root: ignore the stream
   const k = requestKind(root);
   if (k == PLAIN) return serveEndpoint(root, id);
   if (k != WEBSOCKET) return CONTINUE; // another upgrade, or no configuration: nothing to keep
@@ -71,13 +73,14 @@ export function proxy_on_request_headers(id: u32, headers: u32, eos: u32): u32 {
 }
 
 export function proxy_on_request_body(id: u32, size: u32, eos: u32): u32 {
-  if (!streams.has(id)) return CONTINUE;
-  return onRequestBody(streams.get(id), size, eos != 0);
+  const s = streams.find(id);
+  if (s === null) return CONTINUE;
+  return onRequestBody(s, size, eos != 0);
 }
 
 export function proxy_on_response_headers(id: u32, headers: u32, eos: u32): u32 {
-  if (!streams.has(id)) return CONTINUE;
-  const s = streams.get(id);
+  const s = streams.find(id);
+  if (s === null) return CONTINUE;
   let r = s.onResponseHeaders();
   if (FLEET) { if (r == FLEET_ADMIT) r = fleetResponse(s) ? CONTINUE : STOP; }
   if (r == CONTINUE) startInspection(s);
@@ -85,12 +88,14 @@ export function proxy_on_response_headers(id: u32, headers: u32, eos: u32): u32 
 }
 
 export function proxy_on_response_body(id: u32, size: u32, eos: u32): u32 {
-  if (!streams.has(id)) return CONTINUE;
-  return onResponseBody(streams.get(id), size, eos != 0);
+  const s = streams.find(id);
+  if (s === null) return CONTINUE;
+  return onResponseBody(s, size, eos != 0);
 }
 
 export function proxy_on_log(id: u32): void {
-  if (streams.has(id)) streams.get(id).finish();
+  const s = streams.find(id);
+  if (s !== null) s.finish();
 }
 
 export function proxy_on_done(id: u32): u32 {
@@ -99,13 +104,15 @@ export function proxy_on_done(id: u32): u32 {
 }
 
 export function proxy_on_delete(id: u32): void {
-  if (streams.has(id)) {
-    streams.get(id).finish();
+  const s = streams.find(id);
+  if (s !== null) {
+    s.finish();
     streams.delete(id);
     return;
   }
-  if (roots.has(id)) {
-    roots.get(id).metrics.flushCounters(); // a root going away keeps no counts back
+  const r = roots.find(id);
+  if (r !== null) {
+    r.metrics.flushCounters(); // a root going away keeps no counts back
     roots.delete(id);
   }
 }

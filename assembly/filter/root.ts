@@ -10,6 +10,7 @@ import { Metrics } from "../host/metrics";
 import { log, getBuffer, outString, BUF_PLUGIN_CONFIG, setTickPeriod, propertyString, OK, logLevel } from "../host/abi";
 import { removeAt } from "../core/codec";
 import { utf8Encode } from "../core/utf8";
+import { IdTable } from "../core/idtable";
 import { metadataPath } from "./keys";
 
 export const LOG_DEBUG: i32 = 1;
@@ -25,7 +26,7 @@ class PendingRelease {
 }
 
 /** Root contexts by id (the dispatcher's table). */
-export const roots = new Map<u32, Root>();
+export const roots = new IdTable<Root>();
 
 export class Root {
   id: u32;

@@ -14,6 +14,7 @@ import { keyValue } from "./keys";
 import { log } from "../host/abi";
 import { Inspection } from "./inspection";
 import { utf8Encode } from "../core/utf8";
+import { IdTable } from "../core/idtable";
 
 const H_UPGRADE = utf8Encode("upgrade");
 const H_STATUS = utf8Encode(":status");
@@ -32,7 +33,7 @@ export const FLEET_ADMIT: u32 = 0xfffe;
 export const rate = new RateDecision();
 
 /** Live stream contexts by id (the dispatcher's table; frames.ts looks up streams in a close handshake here). */
-export const streams = new Map<u32, Stream>();
+export const streams = new IdTable<Stream>();
 
 // Stream flags, one bit each in Stream.bits (read and written through the accessors of the same names).
 const F_WS: u8 = 1;

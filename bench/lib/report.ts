@@ -90,7 +90,7 @@ ${this.misses().length ? `## Misses: why, and what to change\n\n${this.misses().
     a stream context that only Continues (SDK 0.1.8, \`${o.sdkFlags}\`; toolchain.md §6 item 18, §7).
   * *naive counter*: \`bench/arms/naive_counter.wat\`, get shared data, +1, set with cas 0, 503 when ≥ cap; no CAS.
 * **P1** lifecycle = \`newStream\` → \`decodeHeaders\` (WebSocket upgrade request) → \`encodeHeaders\` (101) → \`complete()\`
-  (on_log, on_done, on_delete). "Live" streams are admitted streams held open on the same worker VM (the filter's stream map
+  (on_log, on_done, on_delete). "Live" streams are admitted streams held open on the same worker VM (the filter's stream table
   and the pod ledger hold them; the SDK's \`context_map\` holds its contexts). Each arm runs in a worker thread of its own
   (\`bench/lib/isolated.ts\`: its own V8 isolate, so its own JIT state and heap; in one isolate the empty module's
   lifecycle measured 0.85 µs or 1.95 µs depending on which other modules had run through the shared emulator code). At
