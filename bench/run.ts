@@ -35,7 +35,7 @@ const P = SMOKE ? {
   p2Reps: 5, framesMs: 150, framesMaxIter: 50, framesRounds: 3, soak: 2_000, soakWarm: 1_000, soakMs: 5_000, noTick: 1_000, sdkSoak: 500,
   raceUpgrades: 400, raceMs: 5_000, cap: 16,
 } : {
-  levels: [0, 1_000, 10_000, 100_000], sdkLevels: [0, 1_000, 10_000], warmMs: 2_000, rounds: 25, batchMs: 60, maxBatch: 50_000,
+  levels: [0, 1_000, 10_000, 100_000], sdkLevels: [0, 1_000, 10_000], warmMs: 2_000, rounds: 80, batchMs: 5, maxBatch: 50_000,
   holdMs: 120_000, levelMs: 30_000, p2Reps: 200, framesMs: 1_500, framesMaxIter: 200_000, framesRounds: 60, soak: 1_000_000, soakWarm: 200_000, noTick: 100_000,
   soakMs: 120_000, sdkSoak: 100_000, raceUpgrades: 100_000, raceMs: 120_000, cap: 100,
 };

@@ -54,8 +54,14 @@ export function alternateRunners(runners: Record<string, (n: number) => number>,
                                  Record<string, { ns: number; median: number; samples: number; calls: number }> {
   const names = Object.keys(runners);
   const batch: Record<string, number> = {};
-  for (const k of names) {
-    const per = runners[k](20);
+  for (const k of names) { // calibrate on a probe of at least a tenth of the target (a 20-call probe ran cold and
+    // made batches up to 10× shorter than the target, and of a different length at each live level)
+    let n = 20, per = runners[k](n);
+    while (per * n < targetMs * 1e5 && n < maxBatch) {
+      n = Math.min(maxBatch, n * 4);
+      per = runners[k](n);
+    }
+    per = Math.min(per, runners[k](n)); // the first batch after a pause runs slower
     batch[k] = Math.max(20, Math.min(maxBatch, Math.round((targetMs * 1e6) / Math.max(per, 1))));
   }
   const samples: Record<string, number[]> = Object.fromEntries(names.map((k) => [k, []]));

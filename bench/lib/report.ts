@@ -94,9 +94,12 @@ ${this.misses().length ? `## Misses: why, and what to change\n\n${this.misses().
   and the pod ledger hold them; the SDK's \`context_map\` holds its contexts). Each arm runs in a worker thread of its own
   (\`bench/lib/isolated.ts\`: its own V8 isolate, so its own JIT state and heap; in one isolate the empty module's
   lifecycle measured 0.85 µs or 1.95 µs depending on which other modules had run through the shared emulator code). At
-  each live level the arms run alternating, calibrated batches (arm order rotated each round, only one worker running at
-  a time, a full GC once after the streams are opened); the value is the fastest batch's ns per lifecycle (the least
-  disturbed by other processes; the console output also prints the medians). P0 is timed the same way.
+  each live level the arms run 80 rounds of alternating batches of about 5 ms (sizes calibrated on a warm probe of at
+  least 0.5 ms; arm order rotated each round, only one worker running at a time, a full GC once after the streams are
+  opened); the value is the fastest batch's ns per lifecycle: the batch least disturbed by other processes, and one
+  without a collection of the emulator's JavaScript heap. That collection cost grows with the streams the emulator
+  holds open (with 60 ms batches the empty module measured +69 % at 100k live) and Envoy, in C++, has none. The
+  console output also prints the medians. P0 is timed the same way.
   Verdicts use the filter/empty ratio, which cancels the host's own cost.
 * **P2** counts come from \`PluginHandle.hostCalls(worker)\` (exact per-import counters), averaged over warm upgrades:
   admit = request headers + 101, release = \`complete()\`.
