@@ -64,17 +64,23 @@ export class CopyCounter {
 /** counts host→VM callbacks (proxy_on_*) of every VM while installed */
 export class CallbackCounter {
   total = 0;
+  /** host → VM calls of the allocator (Envoy's malloc callbacks for the values it returns); not in total */
+  allocs = 0;
   private restore: (() => void) | null = null;
   install(): void {
     if (this.restore) return;
-    const proto = Vm.prototype as unknown as { invoke: (...a: unknown[]) => number };
-    const invoke = proto.invoke;
+    const proto = Vm.prototype as unknown as { invoke: (...a: unknown[]) => number; alloc: (n: number) => number };
+    const invoke = proto.invoke, alloc = proto.alloc;
     const self = this;
     proto.invoke = function (this: Vm, ...a: unknown[]): number {
       self.total++;
       return invoke.apply(this, a);
     };
-    this.restore = () => { proto.invoke = invoke; };
+    proto.alloc = function (this: Vm, n: number): number {
+      self.allocs++;
+      return alloc.call(this, n);
+    };
+    this.restore = () => { proto.invoke = invoke; proto.alloc = alloc; };
   }
   uninstall(): void {
     this.restore?.();
