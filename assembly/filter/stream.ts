@@ -62,9 +62,10 @@ export class Stream {
   clientHeld: i32 = -1;      // client bucket held (-1 = none): keys are built at release, not kept per connection
   podHeld: i16 = -1;         // pod slot held (-1 = none; max_pods ≤ 4096)
   private bits: u8 = 0;      // the F_ flags above
+  private startHi: u8 = 0;   // the 101's time (ms), bits 32–39 (in what would be padding)
   pod: string = "";
   insp: Inspection | null = null; // frame inspection state, after the 101 when enabled
-  startMs: u32 = 0;         // the 101's time (ms), low 32 bits: durations are taken modulo 2^32 ms
+  private startMs: u32 = 0;  // the 101's time (ms), bits 0–31: durations are taken modulo 2^40 ms (34.8 years)
 
   constructor(id: u32, root: Root) { this.id = id; this.root = root; }
 
@@ -125,7 +126,9 @@ export class Stream {
   /** Admitted at the 101 (and, upstream, holding its pod slot). */
   confirm(): void {
     this.confirmed = true;
-    this.startMs = u32(nowMs());
+    const now = nowMs();
+    this.startMs = u32(now);
+    this.startHi = u8(now >> 32);
     this.root.metrics.inc(S.Accepted);
     if (this.podHeld < 0) { // admitted without a pod share (failure_mode open): counted by this VM alone
       this.localGauge = true;
@@ -150,8 +153,9 @@ export class Stream {
     if (this.confirmed) {
       this.confirmed = false;
       m.inc(S.Released);
-      const ms = i32(u32(nowMs()) - this.startMs); // modulo 2^32: exact below 24.8 days; a clock stepped back: 0
-      m.record(S.Duration, ms > 0 ? ms : 0);
+      // modulo 2^40 ms: exact below 17.4 years; a wall clock stepped back to before the 101 (envoy-host.md §13.4): 0
+      const ms = (nowMs() - ((u64(this.startHi) << 32) | u64(this.startMs))) & 0xFF_FFFF_FFFF;
+      m.record(S.Duration, ms < 0x80_0000_0000 ? ms : 0);
       this.debugLine("closed");
     }
     this.releaseAll();

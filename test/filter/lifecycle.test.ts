@@ -4,7 +4,7 @@
 // a live VM, caps must not over-admit, and the rate limiter must neither stall nor hand out a fresh burst.
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { finishReply, leases, makeEnv, open, podTotal, reply, ok } from "./support.ts";
+import { G, finishReply, leases, makeEnv, open, podTotal, reply, ok } from "./support.ts";
 import type { Env, Opened } from "./support.ts";
 
 const NO_RATE = { rate_limit: null };
@@ -107,6 +107,30 @@ test("§13.4 rate limit across wall-clock steps: back 1 h → one admission, the
     assert.equal(n, 3, "a step forward refills one burst, no more");
     for (const o of opened) o.s.complete();
     assert.equal(podTotal(e.proc), 0);
+  } finally {
+    e.close();
+  }
+});
+
+test("§13.4 connection durations: a connection open 30 days records 30 days; one whose 101 is after the clock now records 0", () => {
+  // The wall clock is moved by steps here (no 30 days of ticks). A 30-day connection once recorded 0 (the 101's time
+  // was kept modulo 2^32 ms and read as signed: 24.8 days at most).
+  const e = makeEnv({ concurrency: 1, config: NO_RATE });
+  try {
+    const DAY = 24 * HOUR;
+    const long = open(e.h, 0);
+    ok(long.admitted);
+    e.proc.stepWallClock(30 * DAY + 1234);
+    long.s.complete();
+    const back = open(e.h, 0);
+    ok(back.admitted);
+    e.proc.stepWallClock(-HOUR); // NTP steps the clock back while the connection is open
+    back.s.complete();
+    const plain = open(e.h, 0);
+    ok(plain.admitted);
+    e.proc.advance(2500);
+    plain.s.complete();
+    assert.deepEqual(e.proc.stats.samples(G + "connection_duration_ms"), [30 * DAY + 1234, 0, 2500]);
   } finally {
     e.close();
   }
