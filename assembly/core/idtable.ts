@@ -4,7 +4,8 @@
 // probing, deletion by backward shift (no tombstones), doubling at half load. A lookup reads one slot, or a few
 // adjacent ones. ~lib/map reads a bucket head and then an entry chain that keeps deleted entries until its next
 // rehash: with 100k streams open, those reads missed the CPU caches several times per callback (bench P1 flatness).
-// Id 0 marks an empty slot: Envoy never gives a context id 0, and get/set/delete ignore it.
+// Id 0 marks an empty slot: Envoy never gives a context id 0, and get/set/delete ignore it. The table never shrinks:
+// a Wasm memory never does either, so after a peak of open streams the VM's footprint is that peak's in any case.
 // The table holds one reference to each object it stores (retained by set, released by delete and replacement).
 
 const MIN_BITS: u32 = 4;
