@@ -9,7 +9,7 @@ import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { Arm, filterConfig, PLAIN_REQ } from "./lib/host.ts";
 import { callsOnlyWasm, emptyWasm, filterWasm, fleetWasm, naiveWasm, sdkWasm, ROOT, FILTER_WASM } from "./lib/modules.ts";
-import { alternate, alternateRunners, fmtInt, fmtNs, gc, machine, nsPer } from "./lib/measure.ts";
+import { alternateRunners, fmtInt, fmtNs, gc, machine, nsPer } from "./lib/measure.ts";
 import { IsolatedArm, type Op } from "./lib/isolated.ts";
 import { CallbackCounter, CopyCounter, chunk } from "./lib/frames.ts";
 import { Report } from "./lib/report.ts";
@@ -42,8 +42,7 @@ const P = SMOKE ? {
 
 const M = machine();
 let lifecycleCalls = NaN; // host calls per upgrade lifecycle (P2; P1 has a goal line on it and quotes it in its explanation)
-let envoyCrossings = { filter: NaN, empty: NaN }; // P2: the same, in ns
-let crossingsRatio = NaN; // P2: the crossings of a lifecycle at Envoy's published V8 call costs, filter / empty
+let envoyCrossings = { filter: NaN, empty: NaN }; // P2: the crossings of a lifecycle at Envoy's published V8 costs, ns
 let callsOnlyRatio = NaN;  // P1: the calls-only arm vs the empty module (quoted in P1's explanation)
 let guestShare = NaN;      // P1: the filter's own guest work, share of its lifecycle
 let smallFrames = { calls: NaN, copied: NaN }; // P3, 100 B frames with inspection on
@@ -173,7 +172,6 @@ if (want("P2")) {
   const proj = (cbs: number, calls: number) => cbs * HOST_TO_VM + calls * VM_TO_HOST;
   // host → VM crossings: the callbacks and the allocator calls Envoy makes for the values it returns
   const pf = proj(o.callbacks + o.allocs, total(o.admit) + total(o.rel)), pe = proj(e.callbacks + e.allocs, total(e.admit) + total(e.rel));
-  crossingsRatio = pf / pe;
   envoyCrossings = { filter: pf, empty: pe };
   report.info("P2", "boundary crossings projected onto Envoy's published V8 call costs (estimate, not measured)",
     `filter ${num(o.callbacks)} callbacks + ${num(o.allocs)} malloc calls + ${num(total(o.admit) + total(o.rel))} host calls ≈ ${fmtNs(pf)} + guest work; ` +
@@ -498,8 +496,8 @@ report.explain("P0", "Unwrapped with the endpoints on, a plain request needs two
 report.explain("P1", `Every lifecycle of the filter makes ${num(lifecycleCalls)} host calls (P2) where the empty module makes none. ` +
   `The calls-only arm makes the same calls with no guest work and costs ${callsOnlyRatio.toFixed(2)}× the empty module here: ` +
   "that much of the 5× allowance goes to the calls (and the host's malloc callbacks for their results) alone. " +
-  (isNaN(crossingsRatio) ? "" : "In Envoy the crossings alone (callbacks, malloc callbacks and host calls at Envoy's " +
-    `published V8 costs) come to ${crossingsRatio.toFixed(1)}× (P2 line), which leaves no room for guest work at all. `) +
+  (isNaN(envoyCrossings.filter) ? "" : "In Envoy the crossings alone (callbacks, malloc callbacks and host calls at Envoy's " +
+    `published V8 costs) come to ${(envoyCrossings.filter / envoyCrossings.empty).toFixed(1)}× (P2 line), which leaves no room for guest work at all. `) +
   "The filter's own guest work is the rest here " +
   `(${(guestShare * 100).toFixed(0)} % of its lifecycle). Admission and release already change the ledger bytes where ` +
   "Envoy copied them (no decode, encode or allocation), reuse the pod key, find streams in an id table with one slot " +

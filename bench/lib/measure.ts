@@ -38,19 +38,11 @@ export function median(xs: number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
-/** rounds of alternating batches (arm order rotated every round); per arm the fastest batch's ns per call (the
- *  minimum is the estimate least disturbed by other processes on a shared machine) and the median. In-process arms:
- *  a full GC before each round, so a collection triggered by one arm is not billed to the next. */
-export function alternate(fns: Record<string, () => void>, rounds: number, targetMs: number, maxBatch: number,
-                          deadline: number): Record<string, { ns: number; median: number; samples: number; calls: number }> {
-  const runners = Object.fromEntries(Object.entries(fns).map(([k, f]) => [k, (n: number) => nsPer(f, n)]));
-  return alternateRunners(runners, rounds, targetMs, maxBatch, deadline, true);
-}
-
-/** The same with arms that time their own batches: runner(n) = ns per call over n calls (bench/lib/isolated.ts,
- *  where each arm has a heap of its own and no GC is forced). */
+/** Rounds of alternating batches (arm order rotated every round) of arms that time their own batches: runner(n) = ns
+ *  per call over n calls (bench/lib/isolated.ts: each arm has a heap of its own and no GC is forced). Per arm the
+ *  fastest batch's ns per call (the estimate least disturbed by other processes on a shared machine) and the median. */
 export function alternateRunners(runners: Record<string, (n: number) => number>, rounds: number, targetMs: number,
-                                 maxBatch: number, deadline: number, gcEachRound = false):
+                                 maxBatch: number, deadline: number):
                                  Record<string, { ns: number; median: number; samples: number; calls: number }> {
   const names = Object.keys(runners);
   const batch: Record<string, number> = {};
@@ -67,7 +59,6 @@ export function alternateRunners(runners: Record<string, (n: number) => number>,
   const samples: Record<string, number[]> = Object.fromEntries(names.map((k) => [k, []]));
   const calls: Record<string, number> = Object.fromEntries(names.map((k) => [k, 0]));
   for (let r = 0; r < rounds && (r < 1 || performance.now() < deadline); r++) {
-    if (gcEachRound) gc();
     for (let i = 0; i < names.length; i++) {
       const k = names[(i + r) % names.length];
       samples[k].push(runners[k](batch[k]));
