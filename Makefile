@@ -3,6 +3,7 @@ SHELL := /bin/bash
 NODE_TEST := node --import tsx --test --test-reporter=tap
 WASM := build/ws-governor.wasm
 FLEET_WASM := build/ws-governor-fleet.wasm
+LEAN_WASM := build/ws-governor-lean.wasm
 
 .DEFAULT_GOAL := help
 .PHONY: help deps build build-debug lint test test-checks test-unit test-emulator test-etcd test-fleet test-filter test-e2e test-delivery check-abi \
@@ -28,10 +29,10 @@ BUILD_INPUTS := $(shell find assembly -name '*.ts') assembly/tsconfig.json ascon
 	node_modules/.package-lock.json
 .DELETE_ON_ERROR:
 
-build: $(WASM) $(FLEET_WASM) ## build the release modules build/ws-governor.wasm and build/ws-governor-fleet.wasm (and the debug ones)
-	@echo "release module: $$(stat -c %s $(WASM)) bytes; fleet module: $$(stat -c %s $(FLEET_WASM)) bytes"
+build: $(WASM) $(FLEET_WASM) $(LEAN_WASM) ## build the release modules build/ws-governor{,-fleet,-lean}.wasm (and the debug ones)
+	@echo "release module: $$(stat -c %s $(WASM)) bytes; fleet module: $$(stat -c %s $(FLEET_WASM)) bytes; lean module: $$(stat -c %s $(LEAN_WASM)) bytes"
 
-$(WASM) $(FLEET_WASM) &: $(BUILD_INPUTS)
+$(WASM) $(FLEET_WASM) $(LEAN_WASM) &: $(BUILD_INPUTS)
 	@mkdir -p build/debug build/release
 	@( $(ASC) assembly/index.ts --target debug --pedantic && \
 	   $(ASC) assembly/fleet.ts --target debug-fleet --pedantic ) 2> build/debug/asc.log & debug=$$!; \
@@ -40,7 +41,10 @@ $(WASM) $(FLEET_WASM) &: $(BUILD_INPUTS)
 	  node scripts/release-wasm.mjs build/release/ws-governor.asc.wasm $(WASM) --unpacked build/release/ws-governor.unpacked.wasm && \
 	  echo "asc assembly/fleet.ts --target release-fleet" && \
 	  $(ASC) assembly/fleet.ts --target release-fleet && \
-	  node scripts/release-wasm.mjs build/release/ws-governor-fleet.asc.wasm $(FLEET_WASM) --unpacked build/release/ws-governor-fleet.unpacked.wasm; \
+	  node scripts/release-wasm.mjs build/release/ws-governor-fleet.asc.wasm $(FLEET_WASM) --unpacked build/release/ws-governor-fleet.unpacked.wasm && \
+	  echo "asc assembly/lean.ts --target release-lean" && \
+	  $(ASC) assembly/lean.ts --target release-lean && \
+	  node scripts/release-wasm.mjs build/release/ws-governor-lean.asc.wasm $(LEAN_WASM) --unpacked build/release/ws-governor-lean.unpacked.wasm; \
 	  rc=$$?; \
 	  if ! wait $$debug; then cat build/debug/asc.log; exit 1; fi; \
 	  if [ $$rc -ne 0 ]; then exit $$rc; fi; \
@@ -58,12 +62,14 @@ lint: node_modules/.package-lock.json ## typecheck the harness; assembly/core st
 	@echo "lint: no tracked file outside docs/ refers to the sibling shared/ folder"
 
 check-abi: build ## would Envoy 1.30–1.36 link the modules? (imports, signatures, ABI, allocator), budgets 40 KiB / 80 KiB
-	node tools/checks/check-abi.mjs $(WASM) $(FLEET_WASM)
+	node tools/checks/check-abi.mjs $(WASM) $(FLEET_WASM) $(LEAN_WASM)
 	@size=$$(stat -c %s $(WASM)); echo "release size: $$size bytes (budget ≤ 40960)"; \
 	  if [ $$size -gt 40960 ]; then echo "check-abi: the release module is over its 40 KiB budget"; exit 1; fi
 	@size=$$(stat -c %s $(FLEET_WASM)); echo "fleet size: $$size bytes (budget ≤ 81920)"; \
 	  if [ $$size -gt 81920 ]; then echo "check-abi: the fleet module is over its 80 KiB budget"; exit 1; fi
-	node tools/checks/local-module.mjs $(WASM) $(FLEET_WASM)
+	@size=$$(stat -c %s $(LEAN_WASM)); echo "lean size: $$size bytes (budget ≤ 40960)"; \
+	  if [ $$size -gt 40960 ]; then echo "check-abi: the lean module is over its 40 KiB budget"; exit 1; fi
+	node tools/checks/local-module.mjs $(WASM) $(FLEET_WASM) $(LEAN_WASM)
 
 check-config: node_modules/.package-lock.json ## validate the Envoy configs in envoy/ and k8s/ against Envoy's v3 protos (@grpc/grpc-js-xds)
 	node tools/checks/check-config.mjs envoy k8s
@@ -122,9 +128,10 @@ e2e-docker: build ## the e2e scenarios against real Envoy in Docker (needs a Doc
 e2e-envoy: build ## the e2e scenarios against a local Envoy binary: ENVOY_BIN=/path/to/envoy make e2e-envoy
 	E2E_TARGETS=binary $(NODE_TEST) test/e2e/e2e.test.ts
 
-oci: build ## OCI image layouts + tarballs of both modules (Wasm OCI artifacts for Istio), no Docker needed
+oci: build ## OCI image layouts + tarballs of the three modules (Wasm OCI artifacts for Istio), no Docker needed
 	node --import tsx scripts/oci.ts --wasm $(WASM) --out build/oci
 	node --import tsx scripts/oci.ts --wasm $(FLEET_WASM) --out build/oci-fleet --tar build/ws-governor-fleet-oci.tar --title ws-governor-fleet.wasm
+	node --import tsx scripts/oci.ts --wasm $(LEAN_WASM) --out build/oci-lean --tar build/ws-governor-lean-oci.tar --title ws-governor-lean.wasm
 
 clean: ## remove build outputs
 	rm -rf build

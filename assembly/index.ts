@@ -47,7 +47,7 @@ export function proxy_on_tick(root: u32): void {
   if (r === null) return;
   r.tick();
   if (FLEET) { if (r.configured) { fleetTick(r); fleetViewTick(r); } }
-  expireClosing();
+  if (FRAMES) expireClosing();
   r.metrics.flushCounters(); // counters reach Envoy once per tick (host/metrics.ts)
 }
 
@@ -83,7 +83,7 @@ export function proxy_on_response_headers(id: u32, headers: u32, eos: u32): u32 
   if (s === null) return CONTINUE;
   let r = s.onResponseHeaders();
   if (FLEET) { if (r == FLEET_ADMIT) r = fleetResponse(s) ? CONTINUE : STOP; }
-  if (r == CONTINUE) startInspection(s);
+  if (FRAMES) { if (r == CONTINUE) startInspection(s); }
   return r;
 }
 

@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { join } from "node:path";
 import { Arm, filterConfig, PLAIN_REQ } from "./lib/host.ts";
-import { callsOnlyWasm, emptyWasm, filterWasm, fleetWasm, naiveWasm, sdkWasm, ROOT, FILTER_WASM } from "./lib/modules.ts";
+import { callsOnlyWasm, plainCallsWasm, emptyWasm, filterWasm, fleetWasm, naiveWasm, sdkWasm, ROOT, FILTER_WASM } from "./lib/modules.ts";
 import { alternateRunners, fmtInt, fmtNs, gc, machine, nsPer } from "./lib/measure.ts";
 import { IsolatedArm, type Op } from "./lib/isolated.ts";
 import { CallbackCounter, CopyCounter, chunk } from "./lib/frames.ts";
@@ -43,6 +43,7 @@ const P = SMOKE ? {
 const M = machine();
 let lifecycleCalls = NaN; // host calls per upgrade lifecycle (P2; P1 has a goal line on it and quotes it in its explanation)
 let envoyCrossings = { filter: NaN, empty: NaN }; // P2: the crossings of a lifecycle at Envoy's published V8 costs, ns
+let p0Floor = { two: NaN, one: NaN }; // P0: the calls-only modules vs the empty module (quoted in P0's explanation)
 let callsOnlyRatio = NaN;  // P1: the calls-only arm vs the empty module (quoted in P1's explanation)
 let guestShare = NaN;      // P1: the filter's own guest work, share of its lifecycle
 let smallFrames = { calls: NaN, copied: NaN }; // P3, 100 B frames with inspection on
@@ -101,7 +102,8 @@ if (want("P0")) {
   const cbu = cbOf(() => arms.unwrapped.plain(0)), cbw = cbOf(() => arms.wrapped.skipped(0));
   // timed in isolates of their own (bench/lib/isolated.ts)
   const timed: Array<[string, Op, Uint8Array, string]> = [["unwrapped", "plain", ours, cfg], ["empty", "plain", empty, ""],
-    ["wrapped", "skipped", ours, cfg], ["emptyWrapped", "skipped", empty, ""], ["noEndpoints", "plain", ours, cfgOff]];
+    ["wrapped", "skipped", ours, cfg], ["emptyWrapped", "skipped", empty, ""], ["noEndpoints", "plain", ours, cfgOff],
+    ["calls2", "plain", plainCallsWasm(true), ""], ["calls1", "plain", plainCallsWasm(false), ""]];
   const iso = await Promise.all(timed.map(([k, , wasm, config]) => IsolatedArm.start({ name: k, wasm, config, rate: 0 })));
   for (let i = 0; i < iso.length; i++) iso[i].warm(timed[i][1], 200_000, P.warmMs); // JIT warm-up, bounded in count and time
   const r = alternateRunners(Object.fromEntries(iso.map((a, i) => [timed[i][0], (n: number) => a.batch(timed[i][1], n)])),
@@ -115,7 +117,12 @@ if (want("P0")) {
      ["empty module unwrapped", "–", "0", fmtNs(r.empty.ns), "1.00×"],
      ["filter wrapped (SkipFilter: create, log, done, delete)", num(cbw), num(total(cw)), fmtNs(r.wrapped.ns), (r.wrapped.ns / r.emptyWrapped.ns).toFixed(2) + "×"],
      ["empty module wrapped", "–", "0", fmtNs(r.emptyWrapped.ns), "1.00×"],
-     ["filter unwrapped, endpoints off (metrics_path and health_path \"\")", num(cbu), `${num(total(co))} (${Object.entries(co).map(([k, v]) => `${k} ${num(v)}`).join(", ") || "none"})`, fmtNs(r.noEndpoints.ns), (r.noEndpoints.ns / r.empty.ns).toFixed(2) + "×"]]);
+     ["filter unwrapped, endpoints off (metrics_path and health_path \"\")", num(cbu), `${num(total(co))} (${Object.entries(co).map(([k, v]) => `${k} ${num(v)}`).join(", ") || "none"})`, fmtNs(r.noEndpoints.ns), (r.noEndpoints.ns / r.empty.ns).toFixed(2) + "×"],
+     ["calls only: get `upgrade` (absent) and `:path`, no guest work", "–", "2", fmtNs(r.calls2.ns), (r.calls2.ns / r.empty.ns).toFixed(2) + "×"],
+     ["calls only: get `upgrade` (absent), no guest work", "–", "1", fmtNs(r.calls1.ns), (r.calls1.ns / r.empty.ns).toFixed(2) + "×"]]);
+  p0Floor = { two: r.calls2.ns / r.empty.ns, one: r.calls1.ns / r.empty.ns };
+  report.info("P0", "the same header reads with no guest work (calls-only modules; comparison)",
+    `endpoints on (2 reads): ${p0Floor.two.toFixed(2)}× the empty module; endpoints off (1 read): ${p0Floor.one.toFixed(2)}×`);
   report.info("P0", "plain request, filter unwrapped with the endpoints off (comparison)",
     `${num(total(co))} host call(s), ${(r.noEndpoints.ns / r.empty.ns).toFixed(2)}× the empty module (${fmtNs(r.noEndpoints.ns)})`);
   report.le("P0", "host calls per plain request, filter unwrapped", total(cu), 1,

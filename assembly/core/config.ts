@@ -376,6 +376,7 @@ function read(root: JValue, cfg: Config): void {
     if (f.messagesPerSecond == 0 && fr.get("message_burst") !== null && f.messageBurst > 0) {
       fail("message_burst", "requires frames.messages_per_second");
     }
+    if (!FRAMES) { if (f.enabled) fail("enabled", "needs build/ws-governor.wasm or build/ws-governor-fleet.wasm (the lean module has no body callbacks)"); }
     pre = "";
   }
 

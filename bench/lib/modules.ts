@@ -42,6 +42,11 @@ export function callsOnlyWasm(): Uint8Array {
   return watToWasm(readFileSync(join(ARMS, "calls_only.wat"), "utf8"));
 }
 
+/** P0: a plain request's header reads with no guest work (arms/plain_calls.wat): `upgrade`, and `:path` when `path`. */
+export function plainCallsWasm(path: boolean): Uint8Array {
+  return watToWasm(readFileSync(join(ARMS, "plain_calls.wat"), "utf8").replace("__PATH__", path ? "1" : "0"));
+}
+
 export function naiveWasm(cap: number): Uint8Array {
   return watToWasm(readFileSync(join(ARMS, "naive_counter.wat"), "utf8").replaceAll("__CAP__", String(cap >>> 0)));
 }

@@ -133,3 +133,20 @@ test("the release module passes (make build first)", () => {
   assert.equal(r.status, 0, r.stdout + r.stderr);
   assert.match(r.stdout, /^\S+ws-governor\.wasm: OK \(ABI 0\.2\.1, \d+ imports, \d+ exports, \d+ bytes\)\n$/);
 });
+
+test("local-module.mjs: the lean module has every local export but the body callbacks; a module with them fails", () => {
+  const LOCAL = join(ROOT, "tools/checks/local-module.mjs");
+  const [local, fleet, lean] = ["ws-governor", "ws-governor-fleet", "ws-governor-lean"].map((n) => join(ROOT, `build/${n}.wasm`));
+  const ok = spawnSync(process.execPath, [LOCAL, local, fleet, lean], { encoding: "utf8" });
+  assert.equal(ok.status, 0, ok.stdout + ok.stderr);
+  assert.match(ok.stdout, /ws-governor-lean\.wasm has no body callbacks and no HTTP calls/);
+  // the local module in the lean module's place: it has both body callbacks
+  const bad = spawnSync(process.execPath, [LOCAL, local, fleet, local], { encoding: "utf8" });
+  assert.equal(bad.status, 1, bad.stdout + bad.stderr);
+  assert.match(bad.stderr, /ws-governor\.wasm exports proxy_on_request_body \(the lean module must have no body callbacks\)/);
+  assert.match(bad.stderr, /ws-governor\.wasm exports proxy_on_response_body/);
+  // the fleet module there: it also calls out over HTTP
+  const fl = spawnSync(process.execPath, [LOCAL, local, fleet, fleet], { encoding: "utf8" });
+  assert.equal(fl.status, 1);
+  assert.match(fl.stderr, /ws-governor-fleet\.wasm imports proxy_http_call \(fleet code in the lean module\)/);
+});

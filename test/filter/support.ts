@@ -51,6 +51,8 @@ export interface EnvOptions {
   config?: Record<string, unknown> | string;
   failurePolicy?: "FAIL_CLOSED" | "FAIL_OPEN" | "FAIL_RELOAD";
   process?: Partial<ProcessOptions>;
+  /** the module to load (default: build/ws-governor.wasm) */
+  module?: Uint8Array;
 }
 
 export function makeEnv(o: EnvOptions = {}): Env {
@@ -69,7 +71,7 @@ export function makeEnv(o: EnvOptions = {}): Env {
   const configuration = typeof o.config === "string" ? o.config : JSON.stringify(o.config ?? {});
   let h: PluginHandle;
   try {
-    h = proc.addPlugin({ wasm: wasm(), configuration, failurePolicy: o.failurePolicy ?? "FAIL_CLOSED" });
+    h = proc.addPlugin({ wasm: o.module ?? wasm(), configuration, failurePolicy: o.failurePolicy ?? "FAIL_CLOSED" });
   } catch (e) {
     proc.close();
     throw e;
