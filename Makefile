@@ -93,7 +93,7 @@ test-filter: build ## the release module inside the emulator: behaviours 1–10,
 	$(NODE_TEST) test/filter/*.test.ts test/soak/*.test.ts
 
 test-e2e: build ## real ws clients through the emulated Envoy (E2E_TARGETS=emulated|docker|binary)
-	$(NODE_TEST) test/e2e/e2e.test.ts test/e2e/gateway.test.ts test/e2e/spoofing.test.ts test/e2e/identity.test.ts test/e2e/clock.test.ts
+	$(NODE_TEST) test/e2e/e2e.test.ts test/e2e/gateway.test.ts test/e2e/spoofing.test.ts test/e2e/identity.test.ts test/e2e/clock.test.ts test/e2e/lean.test.ts
 
 test-frames: build ## frame inspection end to end (ws clients, raw sockets, permessage-deflate on/off, close codes)
 	$(NODE_TEST) test/e2e/frames.test.ts
