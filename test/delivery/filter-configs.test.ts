@@ -1,6 +1,7 @@
 // The shipped plugin configurations against the real filter: build/ws-governor.wasm loaded in the emulated
 // Envoy (test/emulator/host), one plugin per configuration; a configuration with a `fleet` block goes to
-// build/ws-governor-fleet.wasm, and the local module must refuse it with its own message. Envoy rejects a plugin whose on_configure returns
+// build/ws-governor-fleet.wasm, and the local module must refuse it with its own message; one that names the lean
+// module (k8s/lean) goes to build/ws-governor-lean.wasm, and the local module must accept it too. Envoy rejects a plugin whose on_configure returns
 // false (the canary fails, reference §2.2/§3.3); the emulator reports that as PluginLoadError from addPlugin.
 // Needs `make build` (or npm run build) and the emulator; fails, with the reason, while either is missing.
 import assert from "node:assert/strict";
@@ -15,6 +16,7 @@ import type { EmbeddedConfig } from "./support.ts";
 
 const WASM = join(ROOT, "build/ws-governor.wasm");
 const FLEET_WASM = join(ROOT, "build/ws-governor-fleet.wasm");
+const LEAN_WASM = join(ROOT, "build/ws-governor-lean.wasm");
 const HOST = join(ROOT, "test/emulator/host/index.ts");
 
 interface HostModule {
@@ -71,7 +73,9 @@ test("delivery: plugin configs accepted by the real filter", async () => {
   const host = await loadHost();
   const wasm = loadWasm();
   const fleetWasm = loadWasm(FLEET_WASM);
+  const leanWasm = loadWasm(LEAN_WASM);
   const configs = embeddedPluginConfigs();
+  assert.ok(configs.some((c) => c.expectValid && c.lean), "no shipped configuration for the lean module (k8s/lean)");
   assert.ok(configs.filter((c) => c.expectValid).length >= 7, "fewer shipped configurations than expected");
   assert.ok(configs.filter((c) => c.expectValid && isFleet(c.json)).length >= 2, "no shipped fleet configurations (envoy/envoy-fleet.yaml, k8s/fleet)");
 
@@ -82,7 +86,11 @@ test("delivery: plugin configs accepted by the real filter", async () => {
       assert.ok(critical(local.logs).some((m) => m.includes("invalid configuration: fleet: needs build/ws-governor-fleet.wasm")),
         `${c.where}: ${critical(local.logs).join("\n")}`);
     }
-    const r = load(host, isFleet(c.json) ? fleetWasm : wasm, c);
+    if (c.expectValid && c.lean) { // the lean module's configuration is one the local module takes as well
+      const local = load(host, wasm, c);
+      assert.equal(local.error, undefined, `${c.where}: the local module refused a lean configuration: ${critical(local.logs).join("\n")}`);
+    }
+    const r = load(host, c.lean ? leanWasm : isFleet(c.json) ? fleetWasm : wasm, c);
     if (c.expectValid) {
       assert.equal(r.error, undefined, `${c.where}: rejected: ${r.error?.message}\n${critical(r.logs).join("\n")}`);
       assert.deepEqual(critical(r.logs), [], `${c.where}: critical log lines on a valid configuration`);

@@ -118,7 +118,7 @@ test("delivery: every Kubernetes/Istio object under k8s/ validates against its A
 
 test("delivery: every kustomization builds and its output validates", () => {
   const dirs = builds.map((b) => rel(b.dir)).sort();
-  assert.deepEqual(dirs, ["k8s", "k8s/base", "k8s/envoyfilter", "k8s/file", "k8s/fleet", "k8s/fleet/etcd", "k8s/gateway", "k8s/istio-1.27"]);
+  assert.deepEqual(dirs, ["k8s", "k8s/base", "k8s/envoyfilter", "k8s/file", "k8s/fleet", "k8s/fleet/etcd", "k8s/gateway", "k8s/istio-1.27", "k8s/lean"]);
   for (const { dir, objects } of builds) {
     const ids = new Set<string>();
     for (const o of objects) {

@@ -146,3 +146,16 @@ test("oci: `make oci` also ships the fleet module (k8s/fleet pulls ws-governor-f
   assert.equal(layer.annotations["org.opencontainers.image.title"], "ws-governor-fleet.wasm");
   assert.equal(layer.digest, sha(new Uint8Array(readFileSync(module))), "the layer is the fleet module");
 });
+
+test("oci: `make oci` also ships the lean module (k8s/lean pulls ws-governor-lean), its layer titled by --title", () => {
+  const recipe = /^oci:.*\n((?:\t.*\n)+)/m.exec(readFileSync(join(ROOT, "Makefile"), "utf8"))?.[1] ?? "";
+  assert.match(recipe, /scripts\/oci\.ts --wasm \$\(LEAN_WASM\) --out build\/oci-lean .*--title ws-governor-lean\.wasm/);
+  const lean = join(ROOT, "build/ws-governor-lean.wasm");
+  const module = existsSync(lean) ? lean : wasmPath;
+  const { out } = run("lean", {}, ["--title", "ws-governor-lean.wasm"], module);
+  const index = readJson(join(out, "index.json"));
+  const manifest = readJson(join(out, "blobs/sha256", String(index.manifests[0].digest).slice(7)));
+  const layer = manifest.layers[0];
+  assert.equal(layer.annotations["org.opencontainers.image.title"], "ws-governor-lean.wasm");
+  assert.equal(layer.digest, sha(new Uint8Array(readFileSync(module))), "the layer is the lean module");
+});

@@ -229,7 +229,11 @@ export interface EmbeddedConfig {
   vmId: string;             // "" for Istio WasmPlugin (reference §10.2)
   rootId: string;
   name: string;
+  /** the plugin names the lean module (a WasmPlugin url or a local filename with ws-governor-lean) */
+  lean: boolean;
 }
+
+const LEAN_MODULE = /ws-governor-lean\b/;
 
 function walk(v: unknown, path: string, visit: (o: JsonObject, path: string) => void): void {
   if (Array.isArray(v)) v.forEach((x, i) => walk(x, `${path}[${i}]`, visit));
@@ -257,6 +261,7 @@ function wasmFilterConfigs(doc: unknown, where: string, expectValid: boolean): E
       vmId: typeof vm.vm_id === "string" ? vm.vm_id : "",
       rootId: typeof config.root_id === "string" ? config.root_id : "",
       name: typeof config.name === "string" ? config.name : "",
+      lean: LEAN_MODULE.test(JSON.stringify(vm.code ?? "")),
     });
   });
   return out;
@@ -270,6 +275,7 @@ function wasmPluginConfig(doc: JsonObject, where: string, expectValid: boolean):
     expectValid, vmId: "",
     rootId: typeof spec.pluginName === "string" ? spec.pluginName : "",
     name: `${isObject(doc.metadata) ? String(doc.metadata.namespace) : ""}.${isObject(doc.metadata) ? String(doc.metadata.name) : ""}`,
+    lean: LEAN_MODULE.test(String(spec.url ?? "")),
   };
 }
 
