@@ -36,6 +36,7 @@ const ops: Record<string, () => void> = {
   lifecycle: () => { arm.lifecycle(0); },
   plain: () => { if (!arm.plain(0)) throw new Error("plain request not continued"); },
   skipped: () => { arm.skipped(0); },
+  message: () => { arm.message(0); },
 };
 
 parentPort!.on("message", (m: { cmd: string; op?: string; n?: number; ms?: number; level?: number }) => {

@@ -17,6 +17,8 @@ export const PLAIN_REQ: HeaderList = [
 export const PLAIN_RESP: HeaderList = [
   [":status", "200"], ["content-type", "application/json"], ["content-length", "2"]];
 const PLAIN_BODY = new TextEncoder().encode("{}");
+const MSG_UP = new Uint8Array([0x82, 0x85, 1, 2, 3, 4, 0x69, 0x67, 0x6f, 0x68, 0x6e]); // masked binary "hello"
+const MSG_DOWN = new Uint8Array([0x82, 0x02, 0x6f, 0x6b]);                          // binary "ok"
 
 export const CONN: DownstreamConnection = {
   id: 1, sourceAddress: "10.1.2.3:40000", destinationAddress: "10.0.0.2:8080", protocol: "HTTP/1.1",
@@ -76,6 +78,21 @@ export class Arm {
   skipped(worker: number): void {
     this.clock();
     this.h.newStream(worker, CONN).complete();
+  }
+
+  private msgStream: FilterStream | null = null;
+  /** one WebSocket message each way on a stream held open after its 101 (a 5 B masked binary frame up, a 2 B
+   *  unmasked one down): what every message costs on the data path */
+  message(worker: number): void {
+    let s = this.msgStream;
+    if (s === null) {
+      const a = this.admit(worker);
+      if (a.r.kind !== "continue") throw new Error(`${this.name}: the message stream was not admitted (${a.r.kind})`);
+      s = this.msgStream = a.s;
+    }
+    if (s.decodeData(MSG_UP, false).kind !== "continue" || s.encodeData(MSG_DOWN, false).kind !== "continue") {
+      throw new Error(`${this.name}: a WebSocket message was not continued`);
+    }
   }
 
   /** bring the live count of a worker to n (only grows), bounded by deadline; returns the live count reached */

@@ -12,6 +12,7 @@ const ARMS = join(ROOT, "bench/arms");
 const CACHE = join(ROOT, "build/bench");
 export const FILTER_WASM = join(ROOT, "build/ws-governor.wasm");
 export const FLEET_WASM = join(ROOT, "build/ws-governor-fleet.wasm");
+export const LEAN_WASM = join(ROOT, "build/ws-governor-lean.wasm");
 
 export function watToWasm(wat: string): Uint8Array {
   const m = binaryen.parseText(wat);
@@ -26,6 +27,11 @@ export function watToWasm(wat: string): Uint8Array {
 export function filterWasm(): Uint8Array {
   if (!existsSync(FILTER_WASM)) throw new Error(`${FILTER_WASM} missing: run make build`);
   return readFileSync(FILTER_WASM);
+}
+
+export function leanWasm(): Uint8Array {
+  if (!existsSync(LEAN_WASM)) throw new Error(`${LEAN_WASM} missing: run make build`);
+  return readFileSync(LEAN_WASM);
 }
 
 export function fleetWasm(): Uint8Array {
@@ -44,7 +50,7 @@ export function callsOnlyWasm(): Uint8Array {
 
 /** P0: a plain request's header reads with no guest work (arms/plain_calls.wat): `upgrade`, and `:path` when `path`. */
 export function plainCallsWasm(path: boolean): Uint8Array {
-  return watToWasm(readFileSync(join(ARMS, "plain_calls.wat"), "utf8").replace("__PATH__", path ? "1" : "0"));
+  return watToWasm(readFileSync(join(ARMS, "plain_calls.wat"), "utf8").replaceAll("__PATH__", path ? "1" : "0"));
 }
 
 export function naiveWasm(cap: number): Uint8Array {
