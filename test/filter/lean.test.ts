@@ -118,3 +118,25 @@ test("lean: frames.enabled is refused with one critical line naming the modules 
   assert.deepEqual(fleet.logs.filter((l) => l.level === "critical").map((l) => l.message),
     ["ws_governor: invalid configuration: fleet: needs build/ws-governor-fleet.wasm"]);
 });
+
+test("lean: a drain refuses new upgrades (503 draining) and leaves open connections running (no body callback to " +
+  "reset them from, where the local module resets at the next chunk)", () => {
+  const e = makeEnv({ module: LEAN, concurrency: 1, config: { rate_limit: null, tick_ms: 100 } });
+  try {
+    const a = open(e.h, 0, "10.0.0.1:1");
+    ok(a.admitted);
+    e.proc.sharedData.put("", "wsg:drain", Uint8Array.of(1)); // another configuration of the plugin set draining
+    e.proc.advance(250);
+    const late = open(e.h, 0, "10.0.0.2:1");
+    assert.equal(reply(late.r).status, 503);
+    finishReply(late.s);
+    assert.equal(e.stat("rejected_total.reason.draining"), 1);
+    const frame = new Uint8Array([0x82, 0x85, 1, 2, 3, 4, 0x69, 0x67, 0x6f, 0x68, 0x6e]);
+    assert.equal(a.s.decodeData(frame, false).kind, "continue", "the open connection still runs");
+    assert.equal(e.stat("frame_resets_total"), 0);
+    a.s.complete();
+    assert.equal(e.stat("active_connections"), 0);
+  } finally {
+    e.close();
+  }
+});
