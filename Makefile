@@ -24,7 +24,7 @@ ASC := node node_modules/assemblyscript/bin/asc
 # add its cycle collector, which nothing runs) compiles in the background while the release module is built.
 # Incremental: the modules are rebuilt only when a source, asconfig.json, the post-processor or the installed
 # toolchain changed (every test target depends on build, so consecutive targets do not recompile). A failed recipe
-# deletes both modules (.DELETE_ON_ERROR), so a failure is never hidden by an up-to-date file.
+# deletes all three modules (.DELETE_ON_ERROR), so a failure is never hidden by an up-to-date file.
 BUILD_INPUTS := $(shell find assembly -name '*.ts') assembly/tsconfig.json asconfig.json scripts/release-wasm.mjs \
 	node_modules/.package-lock.json
 .DELETE_ON_ERROR:

@@ -134,3 +134,31 @@ test("§1.5 allocator runs restricted: a forbidden hostcall inside malloc fails 
   assert.equal(r.kind, "localReply");
   void RES;
 });
+
+test("§2.1 every proxy_on_* export is optional: a module without body callbacks is never entered for body chunks", () => {
+  const p = new Probe()
+    .on("proxy_on_context_create", "")
+    .on("proxy_on_request_headers", "(i32.const 0)")
+    .on("proxy_on_response_headers", "(i32.const 0)")
+    .on("proxy_on_log", "")
+    .on("proxy_on_done", "(i32.const 1)")
+    .on("proxy_on_delete", "");
+  const { proc, h } = start(p.build(), { concurrency: 1 });
+  try {
+    const s = h.newStream(0, { id: 1, sourceAddress: "10.0.0.1:1", destinationAddress: "10.0.0.2:80", protocol: "HTTP/1.1" });
+    assert.equal(s.decodeHeaders([[":method", "POST"], [":path", "/"], [":authority", "a"], [":scheme", "http"], ["content-length", "3"]], false).kind, "continue");
+    assert.equal(s.decodeData(new Uint8Array([1, 2, 3]), true).kind, "continue");
+    assert.equal(s.encodeHeaders([[":status", "200"]], false).kind, "continue");
+    assert.equal(s.encodeData(new Uint8Array([4]), false).kind, "continue");
+    assert.equal(s.encodeData(new Uint8Array(0), true).kind, "continue");
+    s.complete();
+    const calls = Object.fromEntries(h.vm(0).exportCalls);
+    delete calls.proxy_on_tick;
+    for (const k of ["proxy_on_vm_start", "proxy_on_configure"]) delete calls[k];
+    assert.deepEqual(calls, { proxy_on_context_create: 2, proxy_on_request_headers: 1, proxy_on_response_headers: 1,
+      proxy_on_log: 1, proxy_on_done: 1, proxy_on_delete: 1 });
+    assert.equal(h.vmFailed(0), false);
+  } finally {
+    proc.close();
+  }
+});

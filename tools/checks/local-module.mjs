@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// make check-abi: the two modules differ only by fleet mode (docs/fleet.md §9). The local module must not import
+// make check-abi: the local and fleet modules differ only by fleet mode (docs/fleet.md §9). The local module must not import
 // proxy_http_call nor export proxy_on_http_call_response (a structural proof that no fleet code leaked into it);
 // the fleet module must have both. The lean module (optional third argument) is the local module without the body
 // callbacks: it must export neither proxy_on_request_body nor proxy_on_response_body (so Envoy never enters it for body
