@@ -89,6 +89,11 @@ ${this.misses().length ? `## Misses: why, and what to change\n\n${this.misses().
   * *SDK dispatcher*: \`bench/arms/sdk_dispatch.as\`, \`export * from "@solo-io/proxy-runtime/proxy"\` + \`registerRootContext\`,
     a stream context that only Continues (SDK 0.1.8, \`${o.sdkFlags}\`; toolchain.md §6 item 18, §7).
   * *naive counter*: \`bench/arms/naive_counter.wat\`, get shared data, +1, set with cas 0, 503 when ≥ cap; no CAS.
+  * *calls-only*: \`bench/arms/calls_only.wat\` (P1: the filter's 9 host calls per upgrade lifecycle) and
+    \`bench/arms/plain_calls.wat\` (P0: the \`upgrade\` read, and the \`:path\` read with the endpoints on) with no
+    guest work: what the calls alone cost.
+  * *lean module*: \`build/ws-governor-lean.wasm\`, the filter without frame inspection and without body callbacks
+    (P0 plain requests, P3 WebSocket messages with inspection off).
 * **P1** lifecycle = \`newStream\` → \`decodeHeaders\` (WebSocket upgrade request) → \`encodeHeaders\` (101) → \`complete()\`
   (on_log, on_done, on_delete). "Live" streams are admitted streams held open on the same worker VM (the filter's stream table
   and the pod ledger hold them; the SDK's \`context_map\` holds its contexts). Each arm runs in a worker thread of its own
