@@ -43,6 +43,8 @@ export function podKey(prefix: string, slot: i32): string {
 export function clientKey(prefix: string, bucket: u32): string { return slotKey(prefix, CLIENT_TAG, bucket); }
 export function rateKey(prefix: string, bucket: u32): string { return slotKey(prefix, RATE_TAG, bucket); }
 export function leaseKey(prefix: string): string { return prefix + ":vms"; }
+/** How many times a VM found the lease table corrupt and started a fresh one (u32, CAS-incremented like seqKey). */
+export function resetKey(prefix: string): string { return prefix + ":vms_resets"; }
 export function seqKey(prefix: string): string { return prefix + ":seq"; }
 export function drainKey(prefix: string): string { return prefix + ":drain"; }
 export function fleetKey(prefix: string): string { return prefix + ":fleet"; }
@@ -221,6 +223,7 @@ export class Beat {
   dead: Array<u32> = new Array<u32>(0);
   deadGauge: i64 = 0;           // what the dead VMs had published as their gauge share (beatGauge; none: 0), summed
   live: Leases = new Leases();
+  resets: u32 = 0;              // this beat found the table corrupt: the reset count after its increment (else 0)
 }
 
 /** What one VM saw of the other VMs' lease values at its own beats: a VM whose value stayed the same across
@@ -236,10 +239,11 @@ export class Watch {
 /** Records vm's heartbeat and expires every VM whose value `watch` saw unchanged for `leaseTicks` beats. Exactly one
  *  VM sees a given dead VM in `dead` (the one whose CAS removed it), so exactly one sweeps its shares. */
 export function heartbeat(store: SharedStore, key: string, vm: u32, leaseTicks: u32, watch: Watch,
-                          attempts: u32, gauge: i64, out: Beat): void {
+                          attempts: u32, gauge: i64, out: Beat, resets: string): void {
   out.ok = false;
   out.dead = new Array<u32>(0);
   out.deadGauge = 0;
+  out.resets = 0;
   const beat = ++watch.beats; // retries below see the same beat number, so they judge alike
   for (let a: u32 = 0; a < attempts; a++) {
     const st = store.get(key);
@@ -251,7 +255,12 @@ export function heartbeat(store: SharedStore, key: string, vm: u32, leaseTicks: 
       cas = store.cas;
       store.done();
     }
-    if (l === null) l = new Leases(); // missing or corrupt: start a fresh table (live VMs re-register next beat)
+    if (l === null) {
+      // Missing or corrupt: start a fresh table (live VMs re-register next beat). A corrupt one is counted first, so
+      // that a VM missing from the fresh table tells this reset from a sweep (readCount) and keeps its gauge share.
+      if (st == ST_OK && out.resets == 0) out.resets = nextVmId(store, resets, attempts);
+      l = new Leases();
+    }
     const dead = new Array<u32>(0);
     let deadGauge: i64 = 0;
     let i = 0;
@@ -288,6 +297,14 @@ export function heartbeat(store: SharedStore, key: string, vm: u32, leaseTicks: 
     }
     if (w != ST_CAS_MISMATCH) return;
   }
+}
+
+/** The value of a CAS-incremented sequence (nextVmId); 0 when missing or unreadable. */
+export function readCount(db: SharedStore, key: string): u32 {
+  let v: u32 = 0;
+  if (db.get(key) == ST_OK && db.valueLen == 4) v = load<u32>(db.valuePtr);
+  db.done();
+  return v;
 }
 
 /** A process-unique VM id from a CAS-incremented sequence (0 is never used). */

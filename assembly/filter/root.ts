@@ -3,7 +3,7 @@
 import { Config, Mode, KeySource, parseConfig } from "../core/config";
 import { S } from "../core/stats";
 import { ST_OK, ST_NOT_FOUND } from "../core/store";
-import { Beat, Watch, Result, Outcome, heartbeat, nextVmId, reclaim, release, slotKey, POD_TAG, CLIENT_TAG, RATE_TAG, leaseKey, seqKey, drainKey, fleetKey, fleetGrantKey,
+import { Beat, Watch, Result, Outcome, heartbeat, nextVmId, readCount, resetKey, reclaim, release, slotKey, POD_TAG, CLIENT_TAG, RATE_TAG, leaseKey, seqKey, drainKey, fleetKey, fleetGrantKey,
          rateLeaseKey, clockKey, ratePoolKey } from "../core/ledger";
 import { HostStore } from "../host/shared_store";
 import { Metrics } from "../host/metrics";
@@ -42,6 +42,7 @@ export class Root {
   beat: Beat = new Beat();
   watch: Watch = new Watch();
   leased: bool = false;        // this VM is in the lease table (registered at its first tick or first share)
+  resets: u32 = 0;             // the lease table's reset count (core/ledger.ts resetKey) as of this VM's last look
   ticks: u32 = 0;
   debug: bool = false;         // Envoy's wasm logger is at debug or trace: lifecycle lines are worth building
   rateBuckets: u32 = 1;
@@ -189,14 +190,26 @@ export class Root {
     const b = this.beat;
     const m = this.metrics;
     const before = this.leased;
-    heartbeat(this.store, leaseKey(cfg.keyPrefix), this.vm, cfg.leaseTicks, this.watch, 16, m.gaugeTarget(), b);
+    const rk = resetKey(cfg.keyPrefix);
+    heartbeat(this.store, leaseKey(cfg.keyPrefix), this.vm, cfg.leaseTicks, this.watch, 16, m.gaugeTarget(), b, rk);
     if (!b.ok) return;
     this.leased = true;
     // The beat published this VM's gauge share; now Envoy gets it. Missing from the table after having been in it:
-    // a sweeper took this VM for dead and subtracted what it had published. What the VMs this beat found dead had
-    // published goes with it (an entry of a module older than this rule publishes none: a crash of such a VM
+    // a sweeper took this VM for dead and subtracted what it had published, unless the table was found corrupt and
+    // started afresh meanwhile (the reset count moved: nobody subtracted anything). What the VMs this beat found dead
+    // had published goes with it (an entry of a module older than this rule publishes none: a crash of such a VM
     // leaves its connections in the gauge).
-    m.flushGauge(before && !b.wasPresent, b.deadGauge);
+    let swept = before && !b.wasPresent;
+    if (b.resets != 0) { // this beat replaced a corrupt table
+      this.resets = b.resets;
+      swept = false;
+      m.inc(S.Corrupt);
+    } else if (swept || !before) { // missing from the table, or registering: what is the reset count?
+      const r = readCount(this.store, rk);
+      if (swept && r != this.resets) swept = false;
+      this.resets = r;
+    }
+    m.flushGauge(swept, b.deadGauge);
     if (b.dead.length == 0) return;
     // This VM removed the dead VMs from the lease table, so it alone sweeps their shares.
     const res = this.res;

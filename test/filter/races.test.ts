@@ -399,3 +399,36 @@ test("corrupt or foreign values in shared data: defined behaviour, no trap, corr
     e.close();
   }
 });
+
+test("a corrupt lease table is replaced without counting any VM's connections twice in the gauge", () => {
+  const e = makeEnv({ concurrency: 2, config: { ...NO_RATE, max_connections_per_pod: 10, tick_ms: 1000, lease_ticks: 3 } });
+  try {
+    const held = [open(e.h, 0, "10.7.0.1:1"), open(e.h, 0, "10.7.0.2:1"), open(e.h, 1, "10.7.0.3:1")];
+    for (const o of held) ok(o.admitted);
+    e.proc.advance(1500); // every VM beat and published its share
+    assert.equal(gauge(e), 3);
+    for (const g of [new Uint8Array([1, 2, 3]), Buffer.from("{\"vms\": []}")]) {
+      e.proc.sharedData.put(VMID, "wsg:vms", g); // something else wrote the lease table
+      e.proc.advance(5000); // five beats each: the first VM to beat starts a fresh table, the others re-register
+      assert.equal(gauge(e), 3, `after ${Buffer.from(g).toString("hex")}: the gauge counts each connection once`);
+      assert.equal(leases(e.proc).size, 3, "both workers and the main VM are registered again");
+      assert.equal(podTotal(e.proc), 3, "no share was reclaimed");
+      assert.equal(e.stat("reclaimed_total"), 0);
+    }
+    ok(e.stat("corrupt_values_total") >= 2, "each fresh table counts the corrupt value it replaced");
+    // after the resets, a VM that really was taken for dead (its lease writes kept failing) still gets its share
+    // back into the gauge when it beats again: the reset count did not move, so it was a sweep
+    e.proc.sharedData.beforeSet = (_v, key, vm) => { if (key === "wsg:vms" && vm === "worker-1") bump(e, key); };
+    e.proc.advance(5000);
+    e.proc.sharedData.beforeSet = undefined;
+    assert.equal(e.stat("reclaimed_total"), 1, "worker 1's connection was reclaimed");
+    e.proc.advance(1500);
+    assert.equal(gauge(e), 3, "worker 1's connection is still open, and counted once");
+    for (const o of held) o.s.complete();
+    assert.equal(gauge(e), 0);
+    assert.equal(podTotal(e.proc), 0);
+    assert.equal(e.stat("orphan_releases_total"), 1, "worker 1's release found its share reclaimed");
+  } finally {
+    e.close();
+  }
+});

@@ -1,5 +1,5 @@
 // CAS ledger (assembly/core/ledger.ts) over a fake SharedStore with Envoy's cas rules and injectable conflicts.
-import { Outcome, Result, Beat, Watch, acquireCounter, acquirePod, release, reclaim, heartbeat, nextVmId, podKey, clientKey, bucketOf } from "../../assembly/core/ledger";
+import { Outcome, Result, Beat, Watch, acquireCounter, acquirePod, release, reclaim, heartbeat, nextVmId, readCount, podKey, clientKey, bucketOf } from "../../assembly/core/ledger";
 import { Ledger, Leases, encodeLedger, decodeLedger, encodeLeases, decodeLeases, fnv1a } from "../../assembly/core/codec";
 import { SharedStore, ST_OK, ST_NOT_FOUND, ST_CAS_MISMATCH } from "../../assembly/core/store";
 
@@ -413,41 +413,59 @@ describe("reclaim, heartbeat, expiry", () => {
     db = new FakeStore();
     const b = new Beat();
     const w = new Watch();
-    heartbeat(db, "vms", 1, 3, w, 8, 0, b);
+    heartbeat(db, "vms", 1, 3, w, 8, 0, b, "vmsr");
     expect(b.ok).toBe(true);
     expect(b.wasPresent).toBe(false);
-    heartbeat(db, "vms", 1, 3, w, 8, 0, b);
+    heartbeat(db, "vms", 1, 3, w, 8, 0, b, "vmsr");
     expect(b.ok).toBe(true);
     expect(b.wasPresent).toBe(true);
     expect(b.dead.length).toBe(0);
+  });
+  it("heartbeat over a corrupt table counts the reset before starting afresh; over a missing one it does not", () => {
+    db = new FakeStore();
+    const b = new Beat();
+    heartbeat(db, "vms", 1, 3, new Watch(), 8, 0, b, "vmsr");
+    expect(b.ok).toBe(true);
+    expect(b.resets).toBe(0, "a missing table is the first registration, not a reset");
+    expect(readCount(db, "vmsr")).toBe(0);
+    db.put("vms", garbage());
+    heartbeat(db, "vms", 2, 3, new Watch(), 8, 0, b, "vmsr");
+    expect(b.ok).toBe(true);
+    expect(b.resets).toBe(1);
+    expect(readCount(db, "vmsr")).toBe(1);
+    expect(b.live.vms.length).toBe(1, "the fresh table holds the resetting VM only");
+    heartbeat(db, "vms", 1, 3, new Watch(), 8, 0, b, "vmsr");
+    expect(b.wasPresent).toBe(false, "VM 1 is missing from the fresh table");
+    expect(b.resets).toBe(0, "the table decoded: no second reset");
+    expect(readCount(db, "vmsr")).toBe(1);
   });
   it("a VM whose value stays the same for lease_ticks beats of another is expired by exactly one beater", () => {
     db = new FakeStore();
     const b = new Beat();
     const w1 = new Watch(), w2 = new Watch(), w3 = new Watch();
-    heartbeat(db, "vms", 2, 3, w2, 8, 0, b);
-    heartbeat(db, "vms", 1, 3, w1, 8, 0, b); // sees 2's value: quiet 0
-    heartbeat(db, "vms", 1, 3, w1, 8, 0, b); // quiet 1
-    heartbeat(db, "vms", 1, 3, w1, 8, 0, b); // quiet 2
+    heartbeat(db, "vms", 2, 3, w2, 8, 0, b, "vmsr");
+    heartbeat(db, "vms", 1, 3, w1, 8, 0, b, "vmsr"); // sees 2's value: quiet 0
+    heartbeat(db, "vms", 1, 3, w1, 8, 0, b, "vmsr"); // quiet 1
+    heartbeat(db, "vms", 1, 3, w1, 8, 0, b, "vmsr"); // quiet 2
     expect(b.dead.length).toBe(0, "two quiet beats are not yet expiry");
-    heartbeat(db, "vms", 3, 3, w3, 8, 0, b);
-    heartbeat(db, "vms", 1, 3, w1, 8, 0, b); // quiet 3
+    heartbeat(db, "vms", 3, 3, w3, 8, 0, b, "vmsr");
+    heartbeat(db, "vms", 1, 3, w1, 8, 0, b, "vmsr"); // quiet 3
     expect(b.dead.length).toBe(1, "unchanged for lease_ticks beats");
     expect(b.dead[0]).toBe(2);
-    heartbeat(db, "vms", 3, 3, w3, 8, 0, b);
+    heartbeat(db, "vms", 3, 3, w3, 8, 0, b, "vmsr");
     expect(b.dead.length).toBe(0, "a second beater does not see the dead VM again");
-    heartbeat(db, "vms", 2, 3, w2, 8, 0, b);
+    heartbeat(db, "vms", 2, 3, w2, 8, 0, b, "vmsr");
     expect(b.wasPresent).toBe(false, "the expired VM learns it was declared dead");
   });
   it("the sweeper learns what the dead VM had published as its gauge share", () => {
     db = new FakeStore();
     const b = new Beat();
     const w1 = new Watch(), w2 = new Watch();
-    heartbeat(db, "vms", 2, 2, w2, 8, 41, b);
-    heartbeat(db, "vms", 1, 2, w1, 8, 5, b);
-    heartbeat(db, "vms", 1, 2, w1, 8, 5, b);
+    heartbeat(db, "vms", 2, 2, w2, 8, 41, b, "vmsr");
+    heartbeat(db, "vms", 1, 2, w1, 8, 5, b, "vmsr");
+    heartbeat(db, "vms", 1, 2, w1, 8, 5, b, "vmsr");
     expect(b.dead.length).toBe(0);
-    heartbeat(db, "vms", 1, 2, w1, 8, 5, b);
+    heartbeat(db, "vms", 1, 2, w1, 8, 5, b, "vmsr");
     expect(b.dead.length).toBe(1);
     expect(b.deadGauge).toBe(41);
   });
@@ -457,8 +475,8 @@ describe("reclaim, heartbeat, expiry", () => {
     const w1 = new Watch(), w2 = new Watch();
     let dead = 0;
     for (let i = 0; i < 20; i++) {
-      heartbeat(db, "vms", 1, 2, w1, 8, 0, b); dead += b.dead.length;
-      if (i % 2 == 0) { heartbeat(db, "vms", 2, 2, w2, 8, 0, b); dead += b.dead.length; }
+      heartbeat(db, "vms", 1, 2, w1, 8, 0, b, "vmsr"); dead += b.dead.length;
+      if (i % 2 == 0) { heartbeat(db, "vms", 2, 2, w2, 8, 0, b, "vmsr"); dead += b.dead.length; }
     }
     expect(dead).toBe(0);
   });
@@ -467,14 +485,14 @@ describe("reclaim, heartbeat, expiry", () => {
     const b = new Beat();
     const w = new Watch();
     db.put("vms", garbage());
-    heartbeat(db, "vms", 5, 3, w, 8, 0, b);
+    heartbeat(db, "vms", 5, 3, w, 8, 0, b, "vmsr");
     expect(b.ok).toBe(true);
     const raw = db.raw("vms") as ArrayBuffer;
     const l = decodeLeases(changetype<usize>(raw), raw.byteLength);
     expect(l).not.toBeNull();
     expect((l as Leases).vms.length).toBe(1);
     db.conflicts = 4;
-    heartbeat(db, "vms", 5, 3, w, 4, 0, b);
+    heartbeat(db, "vms", 5, 3, w, 4, 0, b, "vmsr");
     expect(b.ok).toBe(false);
   });
   it("nextVmId: 1, 2, 3… across conflicts; 0 never used; exhaustion → 0", () => {
