@@ -29,7 +29,7 @@ if (parts.includes("upgrades")) {
     violations += bad;
     console.log(`upgrades (${mode}, 4 worker VMs): attempts=${r.attempts} admitted=${r.admitted} rejected=${r.rejected} ` +
       `upgraded=${r.upgraded} refused_at_101=${r.refusedAt101} upstream_failures=${r.upstreamFailures} closes=${r.closes} ` +
-      `resets=${r.resets} forced_cas_conflicts=${r.forcedConflicts} cas_retries=${r.casRetries} traps=${r.traps} ` +
+      `resets=${r.resets} forced_cas_conflicts=${r.forcedConflicts} cas_retries=${r.casRetries} traps=${r.traps} lease_table_resets=${r.leaseResets} ` +
       `reclaimed=${r.reclaimed} max_open_per_pod=${r.maxOpenPerPod} max_open_per_client=${r.maxOpenPerClient} ` +
       `decisions_checked=${r.decisions} checkpoints=${r.checkpoints} | over_admissions=${r.overAdmissions} drift=${r.drift} ` +
       `leftover_after_drain=${r.leftover} | ${s(r.ms)} (${cpu()}), ${rate(r.attempts, r.ms)} attempts`);

@@ -6,7 +6,8 @@ import { soakChunkings } from "./chunkings.ts";
 import { soakConfigs } from "./config_fuzz.ts";
 import { soakUpgrades } from "./upgrades.ts";
 
-test("soak (CI scale): 9k upgrade attempts, inbound and upstream mode, 4 racing VMs, forced CAS conflicts, trapped VMs: " +
+test("soak (CI scale): 9k upgrade attempts, inbound and upstream mode, 4 racing VMs, forced CAS conflicts, trapped VMs, " +
+  "overwritten lease tables: " +
   "0 over-admissions, 0 drift, every count 0 after the drain", () => {
   for (const [mode, attempts, cap] of [["inbound", 6000, 24], ["upstream", 3000, 8]] as const) {
     const r = soakUpgrades(mode, attempts, 0x5eed + attempts, 2);
@@ -16,6 +17,7 @@ test("soak (CI scale): 9k upgrade attempts, inbound and upstream mode, 4 racing 
     assert.equal(r.maxOpenPerPod, cap, `${mode}: the pod cap was reached`);
     assert.equal(r.maxOpenPerClient, 6, `${mode}: the client cap was reached`);
     assert.equal(r.traps, 2);
+    assert.equal(r.leaseResets, 2);
     ok(r.reclaimed > 0, `${mode}: a trapped VM's slots were reclaimed`);
     ok(r.forcedConflicts > 1000 && r.casRetries >= r.forcedConflicts, `${mode}: conflicts forced and retried (${r.forcedConflicts})`);
     ok(r.upstreamFailures > 300 && r.closes > 100 && r.resets > 100, JSON.stringify(r));

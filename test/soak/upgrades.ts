@@ -1,7 +1,8 @@
 // Soak part 1 (issue 13): upgrade attempts on 4 racing worker VMs of the release module, with random closes, stream
 // resets, upstream failures (non-101, router 503, resets before the response), forced CAS conflicts (the emulator's
 // shared-data beforeSet hook rewrites the value in flight so its cas changes) and trapped VMs (FAIL_RELOAD brings a
-// fresh VM; the dead VM's shares come back through the lease reclaim). Invariants, counted, never skipped:
+// fresh VM; the dead VM's shares come back through the lease reclaim) and lease tables overwritten with garbage (the
+// first VM to beat starts a fresh one, the others register again). Invariants, counted, never skipped:
 //   * at every decision: admitted-and-open ≤ cap per pod and per client (over-admissions);
 //   * at checkpoints: the active_connections gauge = pod ledger total = the model's open slots, client ledger total =
 //     the model's client slots (drift);
@@ -24,6 +25,7 @@ export interface UpgradeSummary {
   forcedConflicts: number;
   casRetries: number;
   traps: number;
+  leaseResets: number;    // times the lease table was overwritten with garbage
   reclaimed: number;
   maxOpenPerPod: number;
   maxOpenPerClient: number;
@@ -61,7 +63,7 @@ export function soakUpgrades(mode: "inbound" | "upstream", attempts: number, see
   });
   const out: UpgradeSummary = {
     mode, attempts: 0, admitted: 0, rejected: 0, upgraded: 0, refusedAt101: 0, upstreamFailures: 0, closes: 0, resets: 0,
-    forcedConflicts: 0, casRetries: 0, traps: 0, reclaimed: 0, maxOpenPerPod: 0, maxOpenPerClient: 0, decisions: 0,
+    forcedConflicts: 0, casRetries: 0, traps: 0, leaseResets: 0, reclaimed: 0, maxOpenPerPod: 0, maxOpenPerClient: 0, decisions: 0,
     checkpoints: 0, overAdmissions: 0, drift: 0, leftover: 0, ms: 0, violations: [],
   };
   const violation = (kind: "overAdmissions" | "drift" | "leftover", msg: string) => {
@@ -197,9 +199,20 @@ export function soakUpgrades(mode: "inbound" | "upstream", attempts: number, see
     checkpoint("after the reclaim");
   };
 
+  /** Something else overwrites the lease table: the VMs must neither reclaim live shares nor count them twice. */
+  const corruptLeases = () => {
+    out.leaseResets++;
+    const before = e.stat("reclaimed_total");
+    e.proc.sharedData.put(VMID, "wsg:vms", Uint8Array.of(0x57, 0xff, pick(256), pick(256)));
+    e.proc.advance(2 * TICK_MS); // every VM beats twice: one fresh table, everyone registered again
+    if (e.stat("reclaimed_total") !== before) violation("drift", "a lease-table reset reclaimed live shares");
+    checkpoint("after a lease-table reset");
+  };
+
   const t0 = performance.now();
   const trapEvery = traps > 0 ? Math.floor(attempts / (traps + 1)) : Infinity;
   let nextTrap = trapEvery;
+  let nextReset = Math.floor(trapEvery / 2); // as many lease-table resets as traps, between them
   try {
     for (let n = 0; out.attempts < attempts && n < 4 * attempts; n++) {
       const r = rand();
@@ -211,6 +224,7 @@ export function soakUpgrades(mode: "inbound" | "upstream", attempts: number, see
       if (n % 1000 === 999) checkpoint(`step ${n}`);
       if (rand() < 0.002) e.proc.advance(250); // ticks: heartbeats, pending releases
       if (out.traps < traps && out.attempts >= nextTrap) { nextTrap += trapEvery; trap(); }
+      if (out.leaseResets < traps && out.attempts >= nextReset) { nextReset += trapEvery; corruptLeases(); }
     }
     checkpoint("before the drain");
     while (live.length > 0) end(live.length - 1);
