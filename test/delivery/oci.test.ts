@@ -134,28 +134,17 @@ test("oci: the test's fallback module is a valid proxy-wasm ABI 0.2.0 module", (
   assert.deepEqual(exports, ["proxy_abi_version_0_2_0"]);
 });
 
-test("oci: `make oci` also ships the fleet module (k8s/fleet pulls ws-governor-fleet), its layer titled by --title", () => {
-  const recipe = /^oci:.*\n((?:\t.*\n)+)/m.exec(readFileSync(join(ROOT, "Makefile"), "utf8"))?.[1] ?? "";
-  assert.match(recipe, /scripts\/oci\.ts --wasm \$\(FLEET_WASM\) --out build\/oci-fleet .*--title ws-governor-fleet\.wasm/);
-  const fleet = join(ROOT, "build/ws-governor-fleet.wasm");
-  const module = existsSync(fleet) ? fleet : wasmPath;
-  const { out } = run("fleet", {}, ["--title", "ws-governor-fleet.wasm"], module);
-  const index = readJson(join(out, "index.json"));
-  const manifest = readJson(join(out, "blobs/sha256", String(index.manifests[0].digest).slice(7)));
-  const layer = manifest.layers[0];
-  assert.equal(layer.annotations["org.opencontainers.image.title"], "ws-governor-fleet.wasm");
-  assert.equal(layer.digest, sha(new Uint8Array(readFileSync(module))), "the layer is the fleet module");
-});
-
-test("oci: `make oci` also ships the lean module (k8s/lean pulls ws-governor-lean), its layer titled by --title", () => {
-  const recipe = /^oci:.*\n((?:\t.*\n)+)/m.exec(readFileSync(join(ROOT, "Makefile"), "utf8"))?.[1] ?? "";
-  assert.match(recipe, /scripts\/oci\.ts --wasm \$\(LEAN_WASM\) --out build\/oci-lean .*--title ws-governor-lean\.wasm/);
-  const lean = join(ROOT, "build/ws-governor-lean.wasm");
-  const module = existsSync(lean) ? lean : wasmPath;
-  const { out } = run("lean", {}, ["--title", "ws-governor-lean.wasm"], module);
-  const index = readJson(join(out, "index.json"));
-  const manifest = readJson(join(out, "blobs/sha256", String(index.manifests[0].digest).slice(7)));
-  const layer = manifest.layers[0];
-  assert.equal(layer.annotations["org.opencontainers.image.title"], "ws-governor-lean.wasm");
-  assert.equal(layer.digest, sha(new Uint8Array(readFileSync(module))), "the layer is the lean module");
-});
+for (const [kind, variable, overlay] of [["fleet", "FLEET_WASM", "k8s/fleet"], ["lean", "LEAN_WASM", "k8s/lean"]] as const) {
+  test(`oci: \`make oci\` also ships the ${kind} module (${overlay} pulls ws-governor-${kind}), its layer titled by --title`, () => {
+    const recipe = /^oci:.*\n((?:\t.*\n)+)/m.exec(readFileSync(join(ROOT, "Makefile"), "utf8"))?.[1] ?? "";
+    assert.match(recipe, new RegExp(`scripts/oci\\.ts --wasm \\$\\(${variable}\\) --out build/oci-${kind} .*--title ws-governor-${kind}\\.wasm`));
+    const file = join(ROOT, `build/ws-governor-${kind}.wasm`);
+    const module = existsSync(file) ? file : wasmPath;
+    const { out } = run(kind, {}, ["--title", `ws-governor-${kind}.wasm`], module);
+    const index = readJson(join(out, "index.json"));
+    const manifest = readJson(join(out, "blobs/sha256", String(index.manifests[0].digest).slice(7)));
+    const layer = manifest.layers[0];
+    assert.equal(layer.annotations["org.opencontainers.image.title"], `ws-governor-${kind}.wasm`);
+    assert.equal(layer.digest, sha(new Uint8Array(readFileSync(module))), `the layer is the ${kind} module`);
+  });
+}
