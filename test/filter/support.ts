@@ -300,3 +300,16 @@ export function rng(seed: number): () => number {
 export function ok(value: unknown, message?: string): asserts value {
   assert.ok(value, message ?? "expected a truthy value");
 }
+
+/** active_connections after every VM's tick; fails when it went negative (Envoy's gauge is a u64 that would wrap) */
+export function gauge(e: Env): number {
+  const g = e.stat("active_connections");
+  ok(g < 2 ** 63, `active_connections went negative (u64 wrap): ${g}`);
+  return g;
+}
+
+/** A foreign write of the same bytes: only the cas changes, so the writer in flight gets a CasMismatch. */
+export function bump(e: Env, key: string): void {
+  const cur = e.proc.sharedData.get(VMID, key);
+  if (cur) e.proc.sharedData.put(VMID, key, cur.value);
+}
