@@ -65,6 +65,8 @@ if (want("P5")) {
   const gz = gzipSync(ours, { level: 9 }).length;
   report.le("P5", "release .wasm size", ours.length, 40_960, (v) => `${fmtInt(v)} B (${(v / 1024).toFixed(1)} KiB; gzip -9 ${fmtInt(gz)} B)`,
     "≤ 40 KB (40,960 B)", (d) => `${fmtInt(d)} B`);
+  report.info("P5", "the other modules' sizes (comparison)",
+    `lean (no frame inspection, no body callbacks) ${fmtInt(lean.length)} B; fleet ${fmtInt(fleetWasm().length)} B (its budget 81,920 B)`);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
