@@ -191,6 +191,7 @@ export class Root {
     const m = this.metrics;
     const before = this.leased;
     const rk = resetKey(cfg.keyPrefix);
+    if (!before) this.resets = readCount(this.store, rk); // read before registering: any later reset moves it
     heartbeat(this.store, leaseKey(cfg.keyPrefix), this.vm, cfg.leaseTicks, this.watch, 16, m.gaugeTarget(), b, rk);
     if (!b.ok) return;
     this.leased = true;
@@ -204,9 +205,9 @@ export class Root {
       this.resets = b.resets;
       swept = false;
       m.inc(S.Corrupt);
-    } else if (swept || !before) { // missing from the table, or registering: what is the reset count?
+    } else if (swept) { // missing from the table: swept, or the table was reset since this VM last looked?
       const r = readCount(this.store, rk);
-      if (swept && r != this.resets) swept = false;
+      if (r != this.resets) swept = false;
       this.resets = r;
     }
     m.flushGauge(swept, b.deadGauge);
