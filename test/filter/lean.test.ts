@@ -13,18 +13,8 @@ import type { Env } from "./support.ts";
 const LEAN = new Uint8Array(readFileSync(join(ROOT, "build/ws-governor-lean.wasm")));
 const ENDPOINTS_OFF = { metrics_path: "", health_path: "" };
 
-/** the exports entered on worker 0 (the emulator counts present exports only), minus the root's ticks */
-function entered(e: Env): Map<string, number> {
-  const m = new Map((e.h as PluginHandleImpl).vm(0).exportCalls);
-  m.delete("proxy_on_tick");
-  return m;
-}
-
-function delta(before: Map<string, number>, after: Map<string, number>): Record<string, number> {
-  const d: Record<string, number> = {};
-  for (const [k, v] of after) if (v !== (before.get(k) ?? 0)) d[k] = v - (before.get(k) ?? 0);
-  return d;
-}
+/** the emulator's handle: exports entered per worker VM (PluginHandleImpl.entered) */
+const handle = (e: Env) => e.h as PluginHandleImpl;
 
 function hostCalls(e: Env): number {
   return Object.values(e.h.hostCalls(0).all()).reduce((a, b) => a + b, 0);
@@ -32,7 +22,7 @@ function hostCalls(e: Env): number {
 
 /** a plain GET answered 200 with a body in two chunks; returns the exports entered and the host calls made */
 function plainGet(e: Env): { calls: Record<string, number>; host: number } {
-  const before = entered(e), h0 = hostCalls(e);
+  const before = handle(e).entered([0]), h0 = hostCalls(e);
   const s = e.h.newStream(0, conn());
   assert.equal(s.decodeHeaders(plainHeaders("/api/items", [["content-length", "5"]]), false).kind, "continue");
   assert.equal(s.decodeData(new TextEncoder().encode("hello"), true).kind, "continue");
@@ -40,7 +30,7 @@ function plainGet(e: Env): { calls: Record<string, number>; host: number } {
   assert.equal(s.encodeData(new TextEncoder().encode("o"), false).kind, "continue");
   assert.equal(s.encodeData(new TextEncoder().encode("k"), true).kind, "continue");
   s.complete();
-  return { calls: delta(before, entered(e)), host: hostCalls(e) - h0 };
+  return { calls: handle(e).enteredSince(before, [0]), host: hostCalls(e) - h0 };
 }
 
 test("lean: no body callback is exported, so a plain request with bodies enters Wasm 6 times (the local module 9)", () => {
@@ -83,13 +73,13 @@ test("lean: caps and rate limits as the local module (503, 429 with Retry-After)
     assert.equal(e.stat("active_connections"), 2);
     assert.equal(podTotal(e.proc), 2);
 
-    const before = entered(e);
+    const before = handle(e).entered([0]);
     const frame = new Uint8Array([0x82, 0x85, 1, 2, 3, 4, 0x69, 0x67, 0x6f, 0x68, 0x6e]); // masked binary "hello"
     for (let i = 0; i < 50; i++) {
       assert.equal(a.s.decodeData(frame, false).kind, "continue");
       assert.equal(a.s.encodeData(new Uint8Array([0x82, 0x02, 0x6f, 0x6b]), false).kind, "continue");
     }
-    assert.deepEqual(delta(before, entered(e)), {}, "100 WebSocket chunks, no Wasm entry");
+    assert.deepEqual(handle(e).enteredSince(before, [0]), {}, "100 WebSocket chunks, no Wasm entry");
 
     a.s.complete();
     b.s.complete();

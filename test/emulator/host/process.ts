@@ -276,6 +276,21 @@ export class PluginHandleImpl implements PluginHandle {
   vm(which: number | "main"): Vm {
     return which === "main" ? this.group.main! : this.group.workers[which];
   }
+  /** test access: how often each export was entered (Vm.exportCalls: present exports only, as cpp-host never calls an
+   *  absent one), summed over `workers` (default: every worker VM); the roots' proxy_on_tick is left out */
+  entered(workers: number[] = [...Array(this.workers).keys()]): Record<string, number> {
+    const n: Record<string, number> = {};
+    for (const w of workers) {
+      for (const [k, v] of this.vm(w).exportCalls) if (k !== "proxy_on_tick") n[k] = (n[k] ?? 0) + v;
+    }
+    return n;
+  }
+  /** what entered(workers) grew by since `before` (an earlier entered(workers)), exports that did not move left out */
+  enteredSince(before: Record<string, number>, workers?: number[]): Record<string, number> {
+    const d: Record<string, number> = {};
+    for (const [k, v] of Object.entries(this.entered(workers))) if (v !== (before[k] ?? 0)) d[k] = v - (before[k] ?? 0);
+    return d;
+  }
   rootContextId(which: number | "main"): number | undefined {
     return this.vm(which).roots.get(this.plugin)?.id;
   }
