@@ -79,6 +79,7 @@ if (want("P0")) {
   const arms = { // in-process: host calls and callbacks counted here; the timing is done in isolates (below)
     unwrapped: new Arm("filter", ours, cfg, 1), wrapped: new Arm("filter", ours, cfg, 1),
     noEndpoints: new Arm("filter", ours, cfgOff, 1), lean: new Arm("lean", lean, cfg, 1),
+    leanOff: new Arm("lean", lean, cfgOff, 1),
   };
   for (const a of Object.values(arms)) a.rate = 0;
   // the endpoints are still served (a sanity check, not a measurement)
@@ -104,6 +105,7 @@ if (want("P0")) {
     return cb.total / 10;
   };
   const cl = count(arms.lean, () => { if (!arms.lean.plain(0)) throw new Error("P0: plain request not continued (lean)"); });
+  const clo = count(arms.leanOff, () => { if (!arms.leanOff.plain(0)) throw new Error("P0: plain request not continued (lean)"); });
   const cbu = cbOf(() => arms.unwrapped.plain(0)), cbw = cbOf(() => arms.wrapped.skipped(0)), cbl = cbOf(() => arms.lean.plain(0));
   // timed in isolates of their own (bench/lib/isolated.ts)
   const timed: Array<[string, Op, Uint8Array, string]> = [["unwrapped", "plain", ours, cfg], ["empty", "plain", empty, ""],
@@ -127,11 +129,11 @@ if (want("P0")) {
      ["calls only: get `upgrade` (absent) and `:path`, no guest work", "–", "2", fmtNs(r.calls2.ns), (r.calls2.ns / r.empty.ns).toFixed(2) + "×"],
      ["calls only: get `upgrade` (absent), no guest work", "–", "1", fmtNs(r.calls1.ns), (r.calls1.ns / r.empty.ns).toFixed(2) + "×"],
      ["lean module unwrapped (no body callbacks)", num(cbl), `${num(total(cl))}`, fmtNs(r.leanOn.ns), (r.leanOn.ns / r.empty.ns).toFixed(2) + "×"],
-     ["lean module unwrapped, endpoints off", num(cbl), `${num(total(co))}`, fmtNs(r.leanOff.ns), (r.leanOff.ns / r.empty.ns).toFixed(2) + "×"]]);
+     ["lean module unwrapped, endpoints off", num(cbl), `${num(total(clo))}`, fmtNs(r.leanOff.ns), (r.leanOff.ns / r.empty.ns).toFixed(2) + "×"]]);
   p0Lean = r.leanOff.ns / r.empty.ns;
   report.info("P0", "plain request, lean module unwrapped (build/ws-governor-lean.wasm: no body callbacks; comparison)",
     `${num(cbl)} Wasm callbacks where the local module has ${num(cbu)}; endpoints on: ${num(total(cl))} host calls, ` +
-    `${(r.leanOn.ns / r.empty.ns).toFixed(2)}× the empty module; endpoints off: ${num(total(co))} host call, ` +
+    `${(r.leanOn.ns / r.empty.ns).toFixed(2)}× the empty module; endpoints off: ${num(total(clo))} host call, ` +
     `${(r.leanOff.ns / r.empty.ns).toFixed(2)}×`);
   p0Floor = { two: r.calls2.ns / r.empty.ns, one: r.calls1.ns / r.empty.ns };
   report.info("P0", "the same header reads with no guest work (calls-only modules; comparison)",
