@@ -17,6 +17,10 @@ export const PLAIN_REQ: HeaderList = [
 export const PLAIN_RESP: HeaderList = [
   [":status", "200"], ["content-type", "application/json"], ["content-length", "2"]];
 const PLAIN_BODY = new TextEncoder().encode("{}");
+/** P0: a plain request with a body (a POST; every gRPC call has this shape): headers arrive with eos = 0 */
+export const POST_REQ: HeaderList = PLAIN_REQ.map(([k, v]) => [k, k === ":method" ? "POST" : v] as [string, string])
+  .concat([["content-type", "application/json"], ["content-length", "2"]]);
+const NO_BYTES = new Uint8Array(0);
 const MSG_UP = new Uint8Array([0x82, 0x85, 1, 2, 3, 4, 0x69, 0x67, 0x6f, 0x68, 0x6e]); // masked binary "hello"
 const MSG_DOWN = new Uint8Array([0x82, 0x02, 0x6f, 0x6b]);                          // binary "ok"
 
@@ -68,6 +72,22 @@ export class Arm {
       s.encodeHeaders(PLAIN_RESP, false);
       s.encodeData(PLAIN_BODY, false);
       s.encodeData(new Uint8Array(0), true);
+    }
+    s.complete();
+    return r.kind === "continue";
+  }
+
+  /** P0, filter not wrapped: one plain request with a body (HTTP/1: headers with eos = 0, the body, its end), 200 */
+  post(worker: number): boolean {
+    this.clock();
+    const s = this.h.newStream(worker, CONN);
+    const r = s.decodeHeaders(POST_REQ, false);
+    if (r.kind === "continue") {
+      s.decodeData(PLAIN_BODY, false);
+      s.decodeData(NO_BYTES, true);
+      s.encodeHeaders(PLAIN_RESP, false);
+      s.encodeData(PLAIN_BODY, false);
+      s.encodeData(NO_BYTES, true);
     }
     s.complete();
     return r.kind === "continue";

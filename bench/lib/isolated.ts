@@ -7,7 +7,7 @@
 import { once } from "node:events";
 import { Worker } from "node:worker_threads";
 
-export type Op = "lifecycle" | "plain" | "skipped" | "message";
+export type Op = "lifecycle" | "plain" | "post" | "skipped" | "message";
 
 export interface ArmSpec { name: string; wasm: Uint8Array; config: string; rate?: number }
 

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 import {
-  bodyText, conn, finishReply, header, isContinue, makeEnv, open, parseProm, plainHeaders, podTotal, reply, ok,
+  bodyText, conn, finishReply, H200, header, isContinue, makeEnv, open, parseProm, plainHeaders, podTotal, reply, ok,
 } from "./support.ts";
 
 // ------------------------------------------------------------------ B9 endpoints
@@ -108,6 +108,50 @@ test("draining true → 503 ws_governor_draining for upgrades and the health end
     const ms = e.h.newStream(1, conn("127.0.0.1:1"));
     assert.equal(reply(ms.decodeHeaders(plainHeaders("/websocket/metrics"), true)).status, 200);
     finishReply(ms);
+  } finally {
+    e.close();
+  }
+});
+
+test("host calls of a plain request, unwrapped with the endpoints on: 2 without a body (`upgrade`, `:path`), 1 with a body (`upgrade`); a request with a body is never answered as an endpoint", () => {
+  const e = makeEnv({ config: { max_connections_per_pod: 1 } });
+  try {
+    const calls = (fn: () => void) => {
+      const c = e.h.hostCalls(0);
+      c.reset();
+      fn();
+      return c.all();
+    };
+    // bodyless GET (HTTP/1: headers with eos = 1): `upgrade` (absent) and `:path` (not an endpoint)
+    const get = calls(() => {
+      const s = e.h.newStream(0, conn());
+      ok(isContinue(s.decodeHeaders(plainHeaders(), true)));
+      ok(isContinue(s.encodeHeaders(H200, false)));
+      ok(isContinue(s.encodeData(new TextEncoder().encode("ok"), true)));
+      s.complete();
+    });
+    assert.deepEqual(get, { proxy_get_header_map_value: 2 });
+    // POST with a body (eos = 0 on the headers, as gRPC always is): `upgrade` alone
+    const post = calls(() => {
+      const s = e.h.newStream(0, conn());
+      ok(isContinue(s.decodeHeaders(plainHeaders("/api/x", [["content-length", "2"]]).map(
+        ([k, v]) => [k, k === ":method" ? "POST" : v] as [string, string]), false)));
+      ok(isContinue(s.decodeData(new TextEncoder().encode("{}"), false)));
+      ok(isContinue(s.decodeData(new Uint8Array(0), true)));
+      ok(isContinue(s.encodeHeaders(H200, false)));
+      ok(isContinue(s.encodeData(new TextEncoder().encode("ok"), true)));
+      s.complete();
+    });
+    assert.deepEqual(post, { proxy_get_header_map_value: 1 });
+    // the metrics path with a body (or headers without END_STREAM) goes upstream, unanswered, from any source
+    const m = e.h.newStream(0, conn("127.0.0.1:1"));
+    ok(isContinue(m.decodeHeaders(plainHeaders("/websocket/metrics"), false)));
+    ok(isContinue(m.decodeData(new Uint8Array(0), true)));
+    m.complete();
+    // the same path without a body is answered
+    const m2 = e.h.newStream(0, conn("127.0.0.1:1"));
+    assert.equal(reply(m2.decodeHeaders(plainHeaders("/websocket/metrics"), true)).status, 200);
+    finishReply(m2);
   } finally {
     e.close();
   }
