@@ -38,7 +38,7 @@ for (const n of names) {
         if (s.expectLoadFailure) {
           let deployed;
           try {
-            deployed = await target.deploy({ pluginConfig });
+            deployed = await target.deploy({ pluginConfig, module: s.module });
           } catch (e) {
             const text = `${(e as Error).message}\n${e instanceof DeployError ? e.logs : ""}`;
             assert.match(text, s.expectLoadFailure, "the load failure names the problem");
@@ -47,7 +47,7 @@ for (const n of names) {
           await deployed.stop();
           assert.fail("the deployment started although the configuration is invalid");
         }
-        const d = await target.deploy({ pluginConfig });
+        const d = await target.deploy({ pluginConfig, module: s.module });
         try {
           await s.run?.(d);
         } catch (e) {

@@ -13,6 +13,8 @@ export interface Scenario {
   name: string;
   /** patch over envoy.yaml's plugin configuration (shallow; undefined removes a key, null disables e.g. rate_limit) */
   config?: Record<string, unknown>;
+  /** "lean": the lean module, unwrapped as a WasmPlugin installs it (DeployOptions.module) */
+  module?: "lean";
   /** the deployment must refuse to start, with an error/log text matching this */
   expectLoadFailure?: RegExp;
   run?(d: Deployment): Promise<void>;
@@ -313,6 +315,38 @@ export const scenarios: Scenario[] = [
       for (const w of ws) await closeWs(w);
       await countsBackToZero(d);
     },
+  },
+  {
+    // k8s/lean: the lean module where the filter cannot be wrapped (an Istio WasmPlugin), so every request runs it
+    name: "lean module, unwrapped: 503 at the cap, plain requests with and without a body pass, metrics answer, counts return to 0",
+    module: "lean",
+    config: { ...NO_RATE, max_connections_per_pod: 2 },
+    async run(d) {
+      const open = [await openOk(d), await openOk(d)];
+      for (const ws of open) assert.equal(await echo(ws, "y".repeat(70_000)), "y".repeat(70_000));
+      await rejected(d, 503);
+      const get = await httpRequest(d.httpUrl("/api/item/1"));
+      assert.equal(get.status, 200);
+      const post = await httpRequest(d.httpUrl("/api/echo"), { method: "POST", body: "payload", headers: { "content-type": "text/plain" } });
+      assert.equal(JSON.parse(post.body).body, "payload", "a request body passes a module without body callbacks");
+      // a body on the metrics path goes upstream: the endpoints answer bodyless requests only (the echo pod answers)
+      const bodied = await httpRequest(d.httpUrl(METRICS_PATH), { method: "POST", body: "x", headers: { "content-type": "text/plain" } });
+      assert.equal(JSON.parse(bodied.body).path, METRICS_PATH);
+      await waitActive(d, 2);
+      const m = await metricsEndpoint(d);
+      assert.equal(m.get(`websocket_connections_active_total{pod="${d.podName}"}`), 2);
+      const s = await adminStats(d);
+      assert.equal(s.get(`${G}upgrades_total`), 3);
+      assert.equal(s.get(`${G}rejected_total.reason.pod_full`), 1);
+      for (const ws of open) await closeWs(ws);
+      await countsBackToZero(d);
+    },
+  },
+  {
+    name: "lean module: frame inspection is refused at load, naming the modules that have it",
+    module: "lean",
+    config: { frames: { enabled: true } },
+    expectLoadFailure: /frames\.enabled: needs build\/ws-governor\.wasm or build\/ws-governor-fleet\.wasm/,
   },
   {
     name: "bad configuration is rejected at load",

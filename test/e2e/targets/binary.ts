@@ -1,13 +1,13 @@
 // Binary target: a local Envoy from ENVOY_BIN (istio/proxy driver style): render a temporary bootstrap with free
 // ports and the absolute module path, start Envoy, wait on admin /ready, stop with /quitquitquit, then kill by PID.
 // The echo pods run in this process.
-import { accessSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { accessSync, constants, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { fetchPodState, startPods, type PodServer } from "../../support/pods.ts";
 import { freePorts } from "../../support/ports.ts";
 import { httpRequest } from "../../support/ws-client.ts";
-import { WASM_PATH } from "./emulated.ts";
+import { modulesMissing, wasmPathOf } from "./emulated.ts";
 import { Captured, run, waitReady } from "./process.ts";
 import { podNameOf, renderBootstrap } from "./render.ts";
 import { DeployError, type Deployment, type DeployOptions, type Target } from "./types.ts";
@@ -22,7 +22,8 @@ export const binaryTarget: Target = {
     } catch {
       return `ENVOY_BIN=${bin} is not an executable file`;
     }
-    if (!existsSync(WASM_PATH)) return "build/ws-governor.wasm is missing (run make build)";
+    const missing = modulesMissing();
+    if (missing) return missing;
     const v = await run(bin, ["--version"], { timeoutMs: 20_000 });
     if (v.code !== 0) return `${bin} --version failed: ${v.output.trim().slice(0, 300)}`;
     return undefined;
@@ -41,7 +42,8 @@ export const binaryTarget: Target = {
           listenerPort,
           adminPort,
           endpoints: pods.map((p) => ({ host: "127.0.0.1", port: p.port })),
-          wasmFilename: WASM_PATH,
+          wasmFilename: wasmPathOf(o),
+          unwrap: o.module === "lean",
         }),
         null,
         2,

@@ -1,7 +1,7 @@
 // Docker target: envoy/docker-compose.yaml (real Envoy image + three ws echo pods as node containers, host
 // networking). Per deployment: a temporary bootstrap with free ports, its own compose project name, wait on admin
 // /ready, logs kept for failures, and always `down -v`.
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { randomBytes } from "node:crypto";
@@ -9,7 +9,7 @@ import { REPO_ROOT } from "../../emulator/proxy/index.ts";
 import { fetchPodState, podName } from "../../support/pods.ts";
 import { freePorts } from "../../support/ports.ts";
 import { httpRequest } from "../../support/ws-client.ts";
-import { WASM_PATH } from "./emulated.ts";
+import { modulesMissing, wasmPathOf } from "./emulated.ts";
 import { run, waitReady } from "./process.ts";
 import { podNameOf, renderBootstrap } from "./render.ts";
 import { DeployError, type Deployment, type DeployOptions, type Target } from "./types.ts";
@@ -23,7 +23,8 @@ export const dockerTarget: Target = {
     if (info.code !== 0) return `no Docker engine (docker info: ${info.output.trim().split("\n").pop()?.slice(0, 200)})`;
     const compose = await run("docker", ["compose", "version"], { timeoutMs: 15_000 });
     if (compose.code !== 0) return "docker compose (v2 plugin) is not installed";
-    if (!existsSync(WASM_PATH)) return "build/ws-governor.wasm is missing (run make build)";
+    const missing = modulesMissing();
+    if (missing) return missing;
     return undefined;
   },
   async deploy(o: DeployOptions): Promise<Deployment> {
@@ -39,6 +40,7 @@ export const dockerTarget: Target = {
           listenerPort,
           adminPort,
           endpoints: podPorts.map((port) => ({ host: "127.0.0.1", port })),
+          unwrap: o.module === "lean",
         }),
         null,
         2,
@@ -48,7 +50,7 @@ export const dockerTarget: Target = {
     const env = {
       ...process.env,
       ENVOY_CONFIG: cfg,
-      WASM_PATH,
+      WASM_PATH: wasmPathOf(o),
       APP_DIR: REPO_ROOT,
       POD_A_PORT: String(podPorts[0]),
       POD_B_PORT: String(podPorts[1]),

@@ -10,6 +10,18 @@ import { podNameOf, renderBootstrap } from "./render.ts";
 import { DeployError, type Deployment, type DeployOptions, type Target } from "./types.ts";
 
 export const WASM_PATH = path.join(REPO_ROOT, "build/ws-governor.wasm");
+export const LEAN_WASM_PATH = path.join(REPO_ROOT, "build/ws-governor-lean.wasm");
+
+/** The module a deployment loads (DeployOptions.module). */
+export function wasmPathOf(o: DeployOptions): string {
+  return o.module === "lean" ? LEAN_WASM_PATH : WASM_PATH;
+}
+
+/** Why the built modules cannot be used, or undefined (every target checks both before it runs a scenario). */
+export function modulesMissing(): string | undefined {
+  for (const p of [WASM_PATH, LEAN_WASM_PATH]) if (!existsSync(p)) return `${path.relative(REPO_ROOT, p)} is missing (run make build)`;
+  return undefined;
+}
 
 export const emulatedTarget: Target = {
   name: "emulated",
@@ -17,8 +29,7 @@ export const emulatedTarget: Target = {
     if (!existsSync(path.join(REPO_ROOT, "test/emulator/host/index.ts"))) {
       return "the proxy-wasm host emulator (test/emulator/host/index.ts) does not exist yet";
     }
-    if (!existsSync(WASM_PATH)) return `${path.relative(REPO_ROOT, WASM_PATH)} is missing (run make build)`;
-    return undefined;
+    return modulesMissing();
   },
   deploy: (o) => deployEmulated(o, false),
 };
@@ -37,12 +48,12 @@ async function deployEmulated(o: DeployOptions, fake: boolean): Promise<Deployme
     const logs: LogEntry[] = [];
     let proxy;
     try {
-      const config = renderBootstrap({ pluginConfig: o.pluginConfig });
+      const config = renderBootstrap({ pluginConfig: o.pluginConfig, unwrap: o.module === "lean" });
       const process = fake ? new FakeGovernorProcess(podNameOf()) : undefined;
       proxy = await startProxy({
         config,
         process,
-        wasmPath: WASM_PATH,
+        wasmPath: wasmPathOf(o),
         concurrency: o.concurrency ?? 2,
         clusterOverrides: { demo_pods: pods.map((p) => ({ host: "127.0.0.1", port: p.port })) },
         listenerPortOverride: 0,

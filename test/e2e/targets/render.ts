@@ -49,10 +49,21 @@ export interface RenderOptions {
   adminPort?: number;
   endpoints?: Array<{ host: string; port: number }>;
   wasmFilename?: string;
+  /** take the Wasm filter out of its ExtensionWithMatcher: every request runs it (as a WasmPlugin installs it) */
+  unwrap?: boolean;
 }
 
 export function renderBootstrap(o: RenderOptions): Obj {
   const doc = loadEnvoyYaml();
+  if (o.unwrap) {
+    const fs = hcmOf(doc).http_filters as Obj[];
+    for (const x of fs) {
+      if (x.typed_config?.extension_config?.typed_config) x.typed_config = x.typed_config.extension_config.typed_config;
+    }
+    if (!fs.some((x) => String(x.typed_config?.["@type"] ?? "").endsWith("extensions.filters.http.wasm.v3.Wasm"))) {
+      throw new Error("renderBootstrap: unwrap left no Wasm filter directly in http_filters");
+    }
+  }
   const w = wasmOf(doc);
   w.configuration.value = JSON.stringify(o.pluginConfig);
   if (o.wasmFilename) w.vm_config.code.local.filename = o.wasmFilename;

@@ -6,6 +6,9 @@ export interface DeployOptions {
   pluginConfig: Record<string, unknown>;
   /** worker threads / VMs (default 2) */
   concurrency?: number;
+  /** "lean": build/ws-governor-lean.wasm with the Wasm filter taken out of its ExtensionWithMatcher, the way an Istio
+   *  WasmPlugin installs it (k8s/lean); default: build/ws-governor.wasm as envoy/envoy.yaml wraps it */
+  module?: "local" | "lean";
 }
 
 export interface Deployment {
