@@ -32,4 +32,12 @@ describe("upgrade detection (envoy-host.md §8.2, §8.3)", () => {
     expect(up("WEBSOCKE\u0014")).toBe(false); // 0x14 | 0x20 = 0x34, not 't'
     expect(up("wEbSoCkEt")).toBe(true);
   });
+  it("every one of the 9 bytes is compared (one letter changed at each position)", () => {
+    const t = "websocket";
+    for (let i = 0; i < t.length; i++) {
+      const c = String.fromCharCode(t.charCodeAt(i) ^ 0x01);
+      expect(up(t.substring(0, i) + c + t.substring(i + 1))).toBe(false);
+      expect(up("x, " + t.substring(0, i) + c + t.substring(i + 1) + " ,y")).toBe(false);
+    }
+  });
 });
