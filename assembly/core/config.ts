@@ -206,7 +206,9 @@ function choice(obj: JValue, key: string, options: string[], dflt: i32): i32 {
 
 function path(obj: JValue, key: string, dflt: string): string {
   const p = str(obj, key, dflt);
-  if (p.length > 0 && (p.charCodeAt(0) != 0x2f || p.length > 256)) must(key, "empty or start with '/' (at most 256 characters)");
+  let ok = p.length == 0 || (p.charCodeAt(0) == 0x2f && p.length <= 256);
+  for (let i = 0; i < p.length; i++) if (p.charCodeAt(i) == 0x3f) ok = false; // the query is not compared
+  if (!ok) must(key, "empty or start with '/' (at most 256 characters, no '?')");
   return p;
 }
 

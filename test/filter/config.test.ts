@@ -35,7 +35,8 @@ const BAD: Array<[unknown, string]> = [
   [{ client_key: { source: "metadata", namespace: "n", path: ["a", ""] } }, "client_key.path: must be an array of 1..8 non-empty strings"],
   [{ endpoint_allow: ["localhost"] }, "endpoint_allow[0]: must be an IPv4 or IPv6 address or CIDR"],
   [{ endpoint_allow: "127.0.0.1" }, "endpoint_allow: must be an array of at most 64 CIDR strings"],
-  [{ metrics_path: "metrics" }, "metrics_path: must be empty or start with '/' (at most 256 characters)"],
+  [{ metrics_path: "metrics" }, "metrics_path: must be empty or start with '/' (at most 256 characters, no '?')"],
+  [{ health_path: "/health?full=1" }, "health_path: must be empty or start with '/' (at most 256 characters, no '?')"],
   [{ metrics_path: "/m", health_path: "/m" }, "health_path: must differ from metrics_path"],
   [{ max_pods: 8 }, "max_pods: only allowed with mode \"upstream\""],
   [{ mode: "upstream", pod_name: "p" }, "pod_name: only allowed with mode \"inbound\" (upstream mode learns the pod from upstream.address)"],
@@ -235,5 +236,6 @@ test("B2 schema in sync with config.ts: integer ranges and defaults of every int
   }
   assert.equal(SCHEMA.properties.pod_name.maxLength, Number(/podName\.length > (\d+)/.exec(CONFIG_TS)![1]));
   assert.equal(SCHEMA.properties.endpoint_allow.maxItems, Number(/allow\.count > (\d+)/.exec(CONFIG_TS)![1]));
-  assert.equal(SCHEMA.$defs.endpointPath.maxLength, Number(/p\.length > (\d+)\)\) must\(key, "empty/.exec(CONFIG_TS)![1]));
+  assert.equal(SCHEMA.$defs.endpointPath.maxLength, Number(/p\.length <= (\d+)\);\n.*\n  if \(!ok\) must\(key, "empty/.exec(CONFIG_TS)![1]));
+  assert.equal(SCHEMA.$defs.endpointPath.anyOf[1].pattern, "^/[^?]*$", "no '?' in an endpoint path (config.ts path())");
 });

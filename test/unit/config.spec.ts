@@ -156,8 +156,9 @@ describe("parseConfig errors (exact messages)", () => {
     expect(err("{\"key_prefix\":\"a:b\"}")).toBe("key_prefix: must be 1..32 characters of [A-Za-z0-9_.-]");
     expect(err("{\"key_prefix\":\"" + "a".repeat(33) + "\"}")).toBe("key_prefix: must be 1..32 characters of [A-Za-z0-9_.-]");
     expect(err("{\"pod_name\":\"" + "p".repeat(254) + "\"}")).toBe("pod_name: must be at most 253 characters");
-    expect(err("{\"metrics_path\":\"metrics\"}")).toBe("metrics_path: must be empty or start with '/' (at most 256 characters)");
-    expect(err("{\"health_path\":\"/" + "h".repeat(256) + "\"}")).toBe("health_path: must be empty or start with '/' (at most 256 characters)");
+    expect(err("{\"metrics_path\":\"metrics\"}")).toBe("metrics_path: must be empty or start with '/' (at most 256 characters, no '?')");
+    expect(err("{\"metrics_path\":\"/metrics?format=prom\"}")).toBe("metrics_path: must be empty or start with '/' (at most 256 characters, no '?')");
+    expect(err("{\"health_path\":\"/" + "h".repeat(256) + "\"}")).toBe("health_path: must be empty or start with '/' (at most 256 characters, no '?')");
     expect(err("{\"health_path\":\"/websocket/metrics\"}")).toBe("health_path: must differ from metrics_path");
   });
   it("endpoint_allow", () => {
@@ -205,6 +206,6 @@ describe("config: JSON integers", () => {
     expect(parseConfig("{\"tick_ms\": 1e-1}").error).toBe("tick_ms: must be an integer in 100..60000");
   });
   it("treats a path of \\u0001 as a bad path, not as absent", () => {
-    expect(parseConfig("{\"metrics_path\": \"\\u0001\"}").error).toBe("metrics_path: must be empty or start with '/' (at most 256 characters)");
+    expect(parseConfig("{\"metrics_path\": \"\\u0001\"}").error).toBe("metrics_path: must be empty or start with '/' (at most 256 characters, no '?')");
   });
 });
