@@ -8,6 +8,7 @@ import { Probe, RES } from "./probes/build.ts";
 import { conn, start } from "./probes/helpers.ts";
 import { bootstrap, rawExchange, startInProxy, statusLine, type InProxy } from "./probes/in_proxy.ts";
 import { startPods, type PodServer } from "../support/pods.ts";
+import { waitFor } from "../support/wait.ts";
 
 // slot 0: on_request_headers calls; 1: get(connection); 2: get(x-custom); 3: get_pairs; 4: on_log calls
 function headerProbe(ret = "(i32.const 0)"): Uint8Array {
@@ -70,12 +71,18 @@ describe("§13.3 loopback proxy: inline headers merged, upgrade decided on the m
     assert.deepEqual(got.pairs.filter(([k]) => k === "x-custom").map(([, v]) => v), ["a", "b"], "… and all in pairs");
   });
 
-  test("an Upgrade value merged from two lines is not websocket: 403 before the filter sees headers", async () => {
-    const before = read(e.h).calls;
+  test("an Upgrade value merged from two lines is not websocket: 403 before the filter sees headers (it only logs)", async () => {
+    // the previous test's WebSocket has ended (its on_log ran before the gauge went down)
+    await waitFor(() => (e.proxy.stat("http.ingress_ws.downstream_cx_upgrades_active") ?? 0) === 0);
+    const before = read(e.h);
+    const stat = () => e.proxy.stat("http.ingress_ws.downstream_rq_ws_on_non_ws_route") ?? 0;
+    const nonWs = stat();
     const r = await rawExchange(e.proxy.listenerPort, ["GET /ws HTTP/1.1", "Host: example.com", "Connection: Upgrade",
       "Upgrade: websocket", "Upgrade: h2c", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="]);
     assert.equal(statusLine(r), "HTTP/1.1 403 Forbidden");
-    assert.equal(read(e.h).calls, before);
+    assert.equal(read(e.h).calls, before.calls);
+    assert.equal(read(e.h).logs, before.logs + 1, "the filter object exists and logs (§2.5 D)");
+    assert.equal(stat(), nonWs + 1);
   });
 
   test("more than max_headers_count entries → 431 and no filter callback with headers; merged lines count once", async () => {
@@ -111,6 +118,26 @@ test("§13.3 max_request_headers_kb is read from the HCM", async () => {
     const r = await rawExchange(e.proxy.listenerPort, ["GET /x HTTP/1.1", "Host: example.com", `Big: ${"y".repeat(1100)}`]);
     assert.equal(statusLine(r), "HTTP/1.1 431 Request Header Fields Too Large");
     assert.equal(read(e.h).calls, 0);
+  } finally {
+    await e.close();
+  }
+});
+
+test("§2.5 D / FilterManager::createFilterChain: an upgrade type without a chain and without a route runs the default chain with its upgrade headers, then 404", async () => {
+  const routes = { route_config: { name: "r", virtual_hosts: [{ name: "app", domains: ["*"], routes: [{ name: "app", match: { prefix: "/app" }, route: { cluster: "demo_pods" } }] }] } };
+  const e = await startInProxy(headerProbe(), bootstrap({ hcm: routes }));
+  try {
+    const before = read(e.h);
+    const up = ["Connection: Upgrade", "Upgrade: websocket", "Upgrade: h2c", "Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=="];
+    const r = await rawExchange(e.proxy.listenerPort, ["GET /ws HTTP/1.1", "Host: example.com", ...up]);
+    assert.equal(statusLine(r), "HTTP/1.1 404 Not Found", "no route: the router's 404");
+    const got = read(e.h);
+    assert.equal(got.calls, before.calls + 1, "the filter saw the request headers");
+    assert.equal(got.connection, "Upgrade", "with the upgrade headers kept (isUpgrade holds)");
+    // the same request on a routed path: 403 before the filter
+    const r2 = await rawExchange(e.proxy.listenerPort, ["GET /app/ws HTTP/1.1", "Host: example.com", ...up]);
+    assert.equal(statusLine(r2), "HTTP/1.1 403 Forbidden");
+    assert.equal(read(e.h).calls, before.calls + 1);
   } finally {
     await e.close();
   }

@@ -146,15 +146,28 @@ export function createListener(d: ListenerDeps): { server: http.Server; openSock
   server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     const merged = mergedPairs(req.rawHeaders, REQUEST_INLINE);
     // Envoy's own upgrade decision reads the same merged Connection/Upgrade values the filter gets (§13.3)
-    if (!isUpgradeRequest(merged) || !hcm.websocketUpgrade || upgradeType(merged) !== "websocket") {
+    if (!isUpgradeRequest(merged)) {
       stats.inc(`http.${sp}.downstream_rq_total`);
-      // upgrade not allowed: 403 upgrade_failed before the filter sees headers (§2.5 D), connection closed
       stats.inc(`http.${sp}.downstream_rq_4xx`);
       socket.end(responseHead(403, "Forbidden", [["content-length", "0"], ["date", new Date().toUTCString()], ["server", "envoy"], ["connection", "close"]]));
       return;
     }
     const p = prepare(req, true, (body) => socket.end(head431(body)));
     if (!p) return;
+    // Upgrade type not allowed (FilterManager::createFilterChain finds no upgrade chain; ActiveStream::decodeHeaders):
+    // with a route, 403 upgrade_failed before any filter sees headers, the filter object only logs (§2.5 D), and the
+    // connection is closed; without a route the default chain runs with the upgrade headers kept, so the filters see
+    // them and the router answers 404 route_not_found (below, as for any unrouted request).
+    if ((!hcm.websocketUpgrade || upgradeType(merged) !== "websocket") && env.route(p.headers)) {
+      stats.inc(`http.${sp}.downstream_rq_ws_on_non_ws_route`);
+      stats.inc(`http.${sp}.downstream_rq_4xx`);
+      socket.end(responseHead(403, "Forbidden", [["content-length", "0"], ["date", new Date().toUTCString()], ["server", "envoy"], ["connection", "close"]]));
+      if (p.filter) {
+        p.filter.encodeHeaders([[":status", "403"], ["content-length", "0"]], true, "upgrade_failed");
+        if (!p.filter.ended) p.filter.complete();
+      }
+      return;
+    }
     const st = new ProxyStream(env, { kind: "upgrade", req, socket, head }, p.filter);
     streams.add(st);
     st.start(p.headers, false);
