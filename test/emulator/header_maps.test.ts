@@ -3,6 +3,7 @@
 // pairs → all), and the codec's limits (431 before any filter runs).
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
+import net from "node:net";
 import { parsePairs, type PluginHandleImpl } from "./host/index.ts";
 import { Probe, RES } from "./probes/build.ts";
 import { conn, start } from "./probes/helpers.ts";
@@ -83,6 +84,55 @@ describe("§13.3 loopback proxy: inline headers merged, upgrade decided on the m
     assert.equal(read(e.h).calls, before.calls);
     assert.equal(read(e.h).logs, before.logs + 1, "the filter object exists and logs (§2.5 D)");
     assert.equal(stat(), nonWs + 1);
+  });
+
+  test("an h2c upgrade is not one: the codec strips it and the request goes on as a normal one (keep-alive too)", async () => {
+    const before = read(e.h);
+    const s = net.connect(e.proxy.listenerPort, "127.0.0.1");
+    let buf = "";
+    s.on("data", (d) => { buf += d.toString("latin1"); });
+    /** one whole response off the connection: its head and its body (content-length, or chunked) */
+    const response = async () => {
+      const r = await waitFor(() => {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end < 0) return undefined;
+        const head = buf.slice(0, end);
+        const m = /content-length: *(\d+)/i.exec(head);
+        if (m) return buf.length >= end + 4 + Number(m[1]) ? { head, body: buf.substr(end + 4, Number(m[1])), used: end + 4 + Number(m[1]) } : undefined;
+        let body = "", p = end + 4;
+        while (true) { // chunked
+          const le = buf.indexOf("\r\n", p);
+          if (le < 0) return undefined;
+          const n = parseInt(buf.slice(p, le), 16);
+          if (buf.length < le + 2 + n + 2) return undefined;
+          if (n === 0) return { head, body, used: le + 4 };
+          body += buf.substr(le + 2, n);
+          p = le + 2 + n + 2;
+        }
+      });
+      buf = buf.slice(r.used);
+      return r;
+    };
+    try {
+      await new Promise<void>((ok) => s.once("connect", () => ok()));
+      s.write(["GET /h2c HTTP/1.1", "Host: example.com", "Connection: Upgrade, HTTP2-Settings", "Upgrade: h2c",
+        "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA"].join("\r\n") + "\r\n\r\n");
+      const r1 = await response();
+      assert.equal(statusLine(r1.head), "HTTP/1.1 200 OK");
+      const seen = JSON.parse(r1.body) as { path: string; headers: Record<string, string> };
+      assert.equal(seen.path, "/h2c");
+      assert.equal(seen.headers.upgrade, undefined, "no upgrade reached the pod");
+      assert.equal(seen.headers["http2-settings"], undefined);
+      const got = read(e.h);
+      assert.equal(got.calls, before.calls + 1, "the filter saw the request headers");
+      assert.equal(got.connection, undefined, "a normal request: the HCM removed connection (and upgrade)");
+      s.write(["GET /again HTTP/1.1", "Host: example.com"].join("\r\n") + "\r\n\r\n");
+      const r2 = await response();
+      assert.equal(statusLine(r2.head), "HTTP/1.1 200 OK", "the connection is still parsed as HTTP/1.1");
+      assert.equal(read(e.h).calls, before.calls + 2);
+    } finally {
+      s.destroy();
+    }
   });
 
   test("more than max_headers_count entries → 431 and no filter callback with headers; merged lines count once", async () => {

@@ -67,7 +67,9 @@ export function createListener(d: ListenerDeps): { server: http.Server; openSock
     })
     : http.createServer(limits);
   server.maxHeadersCount = 0;
+  const reparsed = new WeakSet<net.Socket>(); // sockets handed back to the HTTP parser (h2c, below): counted once
   const onConnection = (s: net.Socket) => {
+    if (reparsed.has(s)) return;
     if (t) {
       // a presented certificate that does not verify fails the handshake even when it is optional
       const ts = s as tls.TLSSocket;
@@ -86,6 +88,27 @@ export function createListener(d: ListenerDeps): { server: http.Server; openSock
     });
   };
   server.on(t ? "secureConnection" : "connection", onConnection);
+
+  /** The HTTP/1 codec does not support h2c: it removes `Upgrade`, `HTTP2-Settings` and those two `Connection` tokens,
+   *  and the request goes on as a normal one (envoy http1/codec_impl.cc, ConnectionImpl::onHeadersCompleteImpl). Node
+   *  has already handed the socket over as an upgrade, so the head is written back without them and the socket is
+   *  given to the HTTP parser again (keep-alive and any body then work as for every request). */
+  const reparseWithoutH2c = (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) {
+      const k = req.rawHeaders[i], lk = k.toLowerCase();
+      let v = req.rawHeaders[i + 1];
+      if (lk === "upgrade" || lk === "http2-settings") continue;
+      if (lk === "connection") {
+        v = v.split(",").map((x) => x.trim()).filter((x) => x !== "" && !["upgrade", "http2-settings"].includes(x.toLowerCase())).join(", ");
+        if (v === "") continue;
+      }
+      lines.push(`${k}: ${v}`);
+    }
+    socket.unshift(Buffer.concat([Buffer.from(lines.join("\r\n") + "\r\n\r\n", "latin1"), head]));
+    reparsed.add(socket);
+    server.emit(t ? "secureConnection" : "connection", socket);
+  };
 
   const viewOf = (s: net.Socket) => d.networkView?.(s.remoteAddress ?? "127.0.0.1", s.remotePort ?? 0);
   const peerOf = (s: net.Socket) => {
@@ -145,6 +168,7 @@ export function createListener(d: ListenerDeps): { server: http.Server; openSock
   });
   server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
     const merged = mergedPairs(req.rawHeaders, REQUEST_INLINE);
+    if (isUpgradeRequest(merged) && upgradeType(merged) === "h2c") return reparseWithoutH2c(req, socket, head);
     // Envoy's own upgrade decision reads the same merged Connection/Upgrade values the filter gets (§13.3)
     if (!isUpgradeRequest(merged)) {
       stats.inc(`http.${sp}.downstream_rq_total`);
