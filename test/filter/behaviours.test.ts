@@ -57,51 +57,32 @@ test("B1 upgrade detection: token lists, case-insensitive; lookalikes are plain 
   }
 });
 
-test("B1 upgrade detection: HTTP/2 extended CONNECT arrives rewritten as an HTTP/1-style upgrade GET and is governed", () => {
-  const e = makeEnv({ config: { ...NO_RATE, max_connections_per_pod: 1 } });
-  try {
-    // Envoy's HTTP/2 codec rewrote :method CONNECT + :protocol websocket into this (§8.3); the 101 the filter sees
-    const h2: HeaderList = [[":method", "GET"], [":path", "/ws"], [":authority", "a"], [":scheme", "https"],
-      ["upgrade", "websocket"], ["connection", "upgrade"], ["sec-websocket-version", "13"]];
-    const s = e.h.newStream(0, conn("10.0.0.2:1", "HTTP/2"));
-    ok(isContinue(s.decodeHeaders(h2, false)));
-    ok(isContinue(s.encodeHeaders(H101, false)));
-    assert.equal(e.stat("active_connections"), 1);
-    const s2 = e.h.newStream(1, conn("10.0.0.3:1", "HTTP/2"));
-    assert.equal(reply(s2.decodeHeaders(h2, false)).details, "ws_governor_pod_full");
-    finishReply(s2);
-    // client END_STREAM on HTTP/2 is a body callback with eos = 1, then the stream completes
-    ok(isContinue(s.decodeData(new Uint8Array(0), true)));
-    s.complete();
-    assert.equal(e.stat("active_connections"), 0);
-    assert.equal(podTotal(e.proc), 0);
-  } finally {
-    e.close();
-  }
-});
-
-test("B1 upgrade detection: an HTTP/2 extended CONNECT sent with END_STREAM reaches the filter with eos = 1 and is governed all the same", () => {
-  // Envoy's HTTP/2 (and HTTP/3) server codec rewrites it and passes END_STREAM on as eos = 1; nothing on the way
-  // rejects it, and the upgrade filter chain runs (envoy-host.md §8.3). Skipping the `upgrade` read on eos = 1 would
-  // let such streams past the caps.
-  const e = makeEnv({ config: { ...NO_RATE, max_connections_per_pod: 1 } });
-  try {
-    const h2: HeaderList = [[":method", "GET"], [":path", "/ws"], [":authority", "a"], [":scheme", "https"],
-      ["upgrade", "websocket"], ["connection", "upgrade"], ["sec-websocket-version", "13"]];
-    const s = e.h.newStream(0, conn("10.0.0.2:1", "HTTP/2"));
-    ok(isContinue(s.decodeHeaders(h2, true)));
-    ok(isContinue(s.encodeHeaders(H101, false)));
-    assert.equal(e.stat("active_connections"), 1);
-    const s2 = e.h.newStream(1, conn("10.0.0.3:1", "HTTP/2"));
-    assert.equal(reply(s2.decodeHeaders(h2, true)).details, "ws_governor_pod_full");
-    finishReply(s2);
-    s.complete();
-    assert.equal(e.stat("active_connections"), 0);
-    assert.equal(podTotal(e.proc), 0);
-  } finally {
-    e.close();
-  }
-});
+// Envoy's HTTP/2 (and HTTP/3) server codec rewrote :method CONNECT + :protocol websocket into this GET (§8.3). A client
+// that sets END_STREAM on those HEADERS gets eos = 1 passed on: nothing on the way rejects it and the upgrade chain runs,
+// so eos = 1 does not mean a plain request (skipping the `upgrade` read there would let such streams past the caps).
+for (const endStream of [false, true]) {
+  test(`B1 upgrade detection: HTTP/2 extended CONNECT (END_STREAM ${endStream ? "set" : "not set"}) arrives as an HTTP/1-style upgrade GET and is governed`, () => {
+    const e = makeEnv({ config: { ...NO_RATE, max_connections_per_pod: 1 } });
+    try {
+      const h2: HeaderList = [[":method", "GET"], [":path", "/ws"], [":authority", "a"], [":scheme", "https"],
+        ["upgrade", "websocket"], ["connection", "upgrade"], ["sec-websocket-version", "13"]];
+      const s = e.h.newStream(0, conn("10.0.0.2:1", "HTTP/2"));
+      ok(isContinue(s.decodeHeaders(h2, endStream)));
+      ok(isContinue(s.encodeHeaders(H101, false)));
+      assert.equal(e.stat("active_connections"), 1);
+      const s2 = e.h.newStream(1, conn("10.0.0.3:1", "HTTP/2"));
+      assert.equal(reply(s2.decodeHeaders(h2, endStream)).details, "ws_governor_pod_full");
+      finishReply(s2);
+      // the client's END_STREAM, when not on the headers, is a body callback with eos = 1; then the stream completes
+      if (!endStream) ok(isContinue(s.decodeData(new Uint8Array(0), true)));
+      s.complete();
+      assert.equal(e.stat("active_connections"), 0);
+      assert.equal(podTotal(e.proc), 0);
+    } finally {
+      e.close();
+    }
+  });
+}
 
 // ------------------------------------------------------------------ B3 rate limit
 
