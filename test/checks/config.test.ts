@@ -144,3 +144,23 @@ test("the pinned API: Envoy commit named, Wasm and matcher messages present", ()
   assert.match(report.api.envoyApi, /data-plane-api f8b75d1efa92bbf534596a013d9ca5873f79dd30/);
   assert.ok(report.api.files > 300, `only ${report.api.files} proto files`);
 });
+
+test("the bootstraps the real-Envoy e2e targets write (envoy/envoy.yaml rendered, and unwrapped for the lean module) pass", async () => {
+  const { renderBootstrap, basePluginConfig } = await import("../e2e/targets/render.ts");
+  const files: string[] = [];
+  for (const unwrap of [false, true]) {
+    const doc = renderBootstrap({ pluginConfig: basePluginConfig(), listenerPort: 10001, adminPort: 9902,
+      endpoints: [{ host: "127.0.0.1", port: 18080 }], wasmFilename: unwrap ? "/w/ws-governor-lean.wasm" : "/w/ws-governor.wasm", unwrap });
+    const f = join(TMP, `e2e-${unwrap ? "lean" : "local"}.json`);
+    writeFileSync(f, JSON.stringify(doc, null, 2));
+    files.push(f);
+  }
+  const { code, report } = run(files);
+  const errors = report.files.flatMap((f) => errorsOf(f).map((e) => `${f.file}: ${e.path}: ${e.message}`));
+  assert.deepEqual(errors, []);
+  assert.equal(code, 0);
+  assert.equal(report.files.flatMap((f) => f.targets).length, 2, "both checked as bootstraps");
+  const lean = JSON.parse(readFileSync(files[1], "utf8"));
+  const hf = lean.static_resources.listeners[0].filter_chains[0].filters[0].typed_config.http_filters[0];
+  assert.match(hf.typed_config["@type"], /extensions\.filters\.http\.wasm\.v3\.Wasm$/, "the lean deployment runs the filter unwrapped");
+});
