@@ -59,7 +59,8 @@ export function proxy_on_request_headers(id: u32, headers: u32, eos: u32): u32 {
   // The endpoints answer requests that end with their headers (eos = 1: no body), as scrapes and probes are sent; a
   // request with a body (eos = 0: gRPC, POST, PUT) is never one of them, so it costs the one `upgrade` read alone.
   // `upgrade` itself is read whatever eos says: an HTTP/2 or HTTP/3 extended CONNECT sent with END_STREAM still
-  // reaches the filters as an upgrade, with eos = 1 (envoy-host.md §8.3).
+  // reaches the filters as an upgrade, with eos = 1 (envoy-host.md §8.3: "eos normally 0"; Envoy's http2 codec
+  // ServerStreamImpl::decodeHeaders passes END_STREAM on, and nothing before the filters refuses it).
   if (k == PLAIN) return eos != 0 ? serveEndpoint(root, id) : CONTINUE;
   if (k != WEBSOCKET) return CONTINUE; // another upgrade, or no configuration: nothing to keep
   const s = newStream(id, root);
