@@ -105,11 +105,11 @@ if (want("P0")) {
     try { for (let i = 0; i < 10; i++) fn(); } finally { cb.uninstall(); }
     return cb.total / 10;
   };
-  const cp = count(arms.unwrapped, () => { if (!arms.unwrapped.post(0)) throw new Error("P0: plain request with a body not continued"); });
+  const cp = count(arms.unwrapped, () => { if (!arms.unwrapped.plain(0, true)) throw new Error("P0: plain request with a body not continued"); });
   const cl = count(arms.lean, () => { if (!arms.lean.plain(0)) throw new Error("P0: plain request not continued (lean)"); });
   const clo = count(arms.leanOff, () => { if (!arms.leanOff.plain(0)) throw new Error("P0: plain request not continued (lean)"); });
   const cbu = cbOf(() => arms.unwrapped.plain(0)), cbw = cbOf(() => arms.wrapped.skipped(0)), cbl = cbOf(() => arms.lean.plain(0));
-  const cbp = cbOf(() => arms.unwrapped.post(0));
+  const cbp = cbOf(() => arms.unwrapped.plain(0, true));
   // timed in isolates of their own (bench/lib/isolated.ts)
   const timed: Array<[string, Op, Uint8Array, string]> = [["unwrapped", "plain", ours, cfg], ["empty", "plain", empty, ""],
     ["wrapped", "skipped", ours, cfg], ["emptyWrapped", "skipped", empty, ""], ["noEndpoints", "plain", ours, cfgOff],

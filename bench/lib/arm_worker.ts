@@ -35,7 +35,7 @@ parentPort!.postMessage("ready");
 const ops: Record<string, () => void> = {
   lifecycle: () => { arm.lifecycle(0); },
   plain: () => { if (!arm.plain(0)) throw new Error("plain request not continued"); },
-  post: () => { if (!arm.post(0)) throw new Error("plain request with a body not continued"); },
+  post: () => { if (!arm.plain(0, true)) throw new Error("plain request with a body not continued"); },
   skipped: () => { arm.skipped(0); },
   message: () => { arm.message(0); },
 };

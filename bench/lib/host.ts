@@ -63,28 +63,17 @@ export class Arm {
     return ok;
   }
 
-  /** P0, filter not wrapped: one plain request/response (HTTP/1: headers with eos, 200, the body, then its end) */
-  plain(worker: number): boolean {
+  /** P0, filter not wrapped: one plain request/response (HTTP/1: headers with eos, 200, the body, then its end).
+   *  `body`: a POST with a body instead (headers with eos = 0, the body, the end-of-message chunk with eos = 1). */
+  plain(worker: number, body = false): boolean {
     this.clock();
     const s = this.h.newStream(worker, CONN);
-    const r = s.decodeHeaders(PLAIN_REQ, true);
+    const r = s.decodeHeaders(body ? POST_REQ : PLAIN_REQ, !body);
     if (r.kind === "continue") {
-      s.encodeHeaders(PLAIN_RESP, false);
-      s.encodeData(PLAIN_BODY, false);
-      s.encodeData(new Uint8Array(0), true);
-    }
-    s.complete();
-    return r.kind === "continue";
-  }
-
-  /** P0, filter not wrapped: one plain request with a body (HTTP/1: headers with eos = 0, the body, its end), 200 */
-  post(worker: number): boolean {
-    this.clock();
-    const s = this.h.newStream(worker, CONN);
-    const r = s.decodeHeaders(POST_REQ, false);
-    if (r.kind === "continue") {
-      s.decodeData(PLAIN_BODY, false);
-      s.decodeData(NO_BYTES, true);
+      if (body) {
+        s.decodeData(PLAIN_BODY, false);
+        s.decodeData(NO_BYTES, true);
+      }
       s.encodeHeaders(PLAIN_RESP, false);
       s.encodeData(PLAIN_BODY, false);
       s.encodeData(NO_BYTES, true);

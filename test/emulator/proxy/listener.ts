@@ -150,6 +150,10 @@ export function createListener(d: ListenerDeps): { server: http.Server; openSock
     return { merged, headers, filter: newFilterStream(s, remoteAddress) };
   };
 
+  /** 403 with the connection closed (an upgrade Envoy will not perform, §2.5 D) */
+  const forbidden = (socket: net.Socket) => socket.end(responseHead(403, "Forbidden", [["content-length", "0"],
+    ["date", new Date().toUTCString()], ["server", "envoy"], ["connection", "close"]]));
+
   const head431 = (body: string): string => responseHead(431, "Request Header Fields Too Large", [
     ["content-length", String(Buffer.byteLength(body))], ["content-type", "text/plain"], ["date", new Date().toUTCString()],
     ["server", "envoy"], ["connection", "close"]]) + body;
@@ -173,7 +177,7 @@ export function createListener(d: ListenerDeps): { server: http.Server; openSock
     if (!isUpgradeRequest(merged)) {
       stats.inc(`http.${sp}.downstream_rq_total`);
       stats.inc(`http.${sp}.downstream_rq_4xx`);
-      socket.end(responseHead(403, "Forbidden", [["content-length", "0"], ["date", new Date().toUTCString()], ["server", "envoy"], ["connection", "close"]]));
+      forbidden(socket);
       return;
     }
     const p = prepare(req, true, (body) => socket.end(head431(body)));
@@ -185,7 +189,7 @@ export function createListener(d: ListenerDeps): { server: http.Server; openSock
     if ((!hcm.websocketUpgrade || upgradeType(merged) !== "websocket") && env.route(p.headers)) {
       stats.inc(`http.${sp}.downstream_rq_ws_on_non_ws_route`);
       stats.inc(`http.${sp}.downstream_rq_4xx`);
-      socket.end(responseHead(403, "Forbidden", [["content-length", "0"], ["date", new Date().toUTCString()], ["server", "envoy"], ["connection", "close"]]));
+      forbidden(socket);
       if (p.filter) {
         p.filter.encodeHeaders([[":status", "403"], ["content-length", "0"]], true, "upgrade_failed");
         if (!p.filter.ended) p.filter.complete();
