@@ -2,7 +2,8 @@
 ;; work can still be saved: filter − calls-only is the filter's own guest time. Same calls, same sizes, no decisions:
 ;;   request headers: get `upgrade`; get the pod key's value; set it back with its cas
 ;;   response headers: get `:status`; read the clock
-;;   on_log: read the clock; record one histogram sample; get the pod key's value; set it back with its cas
+;;   on_delete: read the clock; record one histogram sample; get the pod key's value; set it back with its cas
+;; Same exports as the filter: no proxy_on_log / proxy_on_done (Envoy skips a callback that is not exported).
 ;; The pod key is created at configure (a set on a missing key ignores the cas). malloc is a wrap-around arena.
 (module
   (import "env" "proxy_get_header_map_value" (func $hdr (param i32 i32 i32 i32 i32) (result i32)))
@@ -50,10 +51,8 @@
     (drop (call $now (i32.const 144)))
     (i32.const 0))
   (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (i32.const 0))
-  (func (export "proxy_on_log") (param i32)
+  (func (export "proxy_on_delete") (param i32)
     (drop (call $now (i32.const 144)))
     (drop (call $record (i32.load (i32.const 152)) (i64.const 1000)))
     (call $cas))
-  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
-  (func (export "proxy_on_delete") (param i32))
 )

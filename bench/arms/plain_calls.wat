@@ -1,7 +1,8 @@
 ;; Comparison arm for P0: the host calls of a plain request and nothing else (ABI 0.2.0). Unwrapped, the filter reads
 ;; `upgrade` (absent on a plain request) and, with the endpoints on, `:path` (present: the host mallocs its value);
 ;; this module does exactly those reads (`:path` only where __PATH__ is 1) and no decisions, so its cost over the
-;; empty module is what the calls alone cost. malloc is a wrap-around arena, as in empty.wat.
+;; empty module is what the calls alone cost. Same exports as the filter (no proxy_on_log / proxy_on_done). malloc is
+;; a wrap-around arena, as in empty.wat.
 (module
   (import "env" "proxy_get_header_map_value" (func $hdr (param i32 i32 i32 i32 i32) (result i32)))
   (memory $mem 2)
@@ -31,7 +32,5 @@
   (func (export "proxy_on_request_body") (param i32 i32 i32) (result i32) (i32.const 0))
   (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32) (i32.const 0))
   (func (export "proxy_on_response_body") (param i32 i32 i32) (result i32) (i32.const 0))
-  (func (export "proxy_on_log") (param i32))
-  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
   (func (export "proxy_on_delete") (param i32))
 )

@@ -161,3 +161,29 @@ test("§2.1 every proxy_on_* export is optional: a module without body callbacks
     proc.close();
   }
 });
+
+test("§2.1/§2.4 no proxy_on_log and no proxy_on_done: a stream ends with proxy_on_delete alone (also one that never " +
+  "saw headers, whose context the log still creates); a root is deleted at plugin removal as if on_done said true", () => {
+  const p = new Probe();
+  p.on("proxy_on_context_create", p.log("create"))
+    .on("proxy_on_request_headers", `${p.log("headers")} (i32.const 0)`)
+    .on("proxy_on_delete", p.log("delete"));
+  const { proc, h } = start(p.build(), { concurrency: 1 });
+  try {
+    const conn = { id: 1, sourceAddress: "10.0.0.1:1", destinationAddress: "10.0.0.2:80", protocol: "HTTP/1.1" as const };
+    proc.logs.length = 0;
+    const s = h.newStream(0, conn);
+    assert.equal(s.decodeHeaders([[":method", "GET"], [":path", "/"], [":authority", "a"], [":scheme", "http"]], true).kind, "continue");
+    s.complete();
+    assert.deepEqual(messages(proc), ["create", "headers", "delete"]);
+    proc.logs.length = 0;
+    h.newStream(0, conn).complete(); // no header callback (another filter answered first, or a SkipFilter wrapper)
+    assert.deepEqual(messages(proc), ["create", "delete"], "Context::log creates the context, then only on_delete");
+    proc.logs.length = 0;
+    h.remove();
+    assert.equal(messages(proc).filter((m) => m === "delete").length, 2, "the worker's and the main thread's roots");
+    assert.equal(h.vmFailed(0), false);
+  } finally {
+    proc.close();
+  }
+});

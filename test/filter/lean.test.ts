@@ -33,7 +33,7 @@ function plainGet(e: Env): { calls: Record<string, number>; host: number } {
   return { calls: handle(e).enteredSince(before, [0]), host: hostCalls(e) - h0 };
 }
 
-test("lean: no body callback is exported, so a plain request with bodies enters Wasm 6 times (the local module 9)", () => {
+test("lean: no body callback is exported, so a plain request with bodies enters Wasm 4 times (the local module 7)", () => {
   const exportsOf = (m: Uint8Array) => WebAssembly.Module.exports(new WebAssembly.Module(new Uint8Array(m))).map((x) => x.name);
   const lean = exportsOf(LEAN), local = exportsOf(wasm());
   assert.deepEqual(lean.filter((n) => n.includes("_body")), []);
@@ -45,13 +45,42 @@ test("lean: no body callback is exported, so a plain request with bodies enters 
     plainGet(l); plainGet(s); // the first stream of a VM may do one-time work
     const lean1 = plainGet(l), std1 = plainGet(s);
     assert.deepEqual(lean1.calls, { proxy_on_context_create: 1, proxy_on_request_headers: 1, proxy_on_response_headers: 1,
-      proxy_on_log: 1, proxy_on_done: 1, proxy_on_delete: 1 });
+      proxy_on_delete: 1 });
     assert.deepEqual(std1.calls, { ...lean1.calls, proxy_on_request_body: 1, proxy_on_response_body: 2 });
     assert.equal(lean1.host, 1, "one header read (`upgrade`) with the endpoints off");
     assert.equal(std1.host, 1);
   } finally {
     l.close();
     s.close();
+  }
+});
+
+test("every module ends a stream at on_delete alone: no proxy_on_log / proxy_on_done export (Envoy skips a missing " +
+  "export), so a WebSocket lifecycle enters Wasm 4 times, and on_delete releases: gauge, ledger and released_total", () => {
+  const fleet = new Uint8Array(readFileSync(join(ROOT, "build/ws-governor-fleet.wasm")));
+  for (const m of [wasm(), LEAN, fleet]) {
+    const names = WebAssembly.Module.exports(new WebAssembly.Module(new Uint8Array(m))).map((x) => x.name);
+    assert.ok(names.includes("proxy_on_delete") && names.includes("proxy_on_context_create"));
+    assert.deepEqual(names.filter((n) => n === "proxy_on_log" || n === "proxy_on_done"), []);
+  }
+  for (const module of [undefined, LEAN]) {
+    const e = makeEnv({ module, concurrency: 1, config: { ...ENDPOINTS_OFF, rate_limit: null, max_connections_per_pod: 1 } });
+    try {
+      const before = handle(e).entered([0]);
+      const a = open(e.h, 0);
+      ok(a.admitted);
+      assert.equal(e.stat("active_connections"), 1);
+      assert.equal(podTotal(e.proc), 1);
+      a.s.complete(); // Envoy's end of stream: on_log, on_done, on_delete, of which only on_delete exists
+      assert.deepEqual(handle(e).enteredSince(before, [0]), { proxy_on_context_create: 1, proxy_on_request_headers: 1,
+        proxy_on_response_headers: 1, proxy_on_delete: 1 });
+      assert.equal(e.stat("active_connections"), 0);
+      assert.equal(podTotal(e.proc), 0);
+      assert.equal(e.stat("released_total"), 1);
+      ok(open(e.h, 0).admitted, "the slot is free again");
+    } finally {
+      e.close();
+    }
   }
 });
 
