@@ -28,12 +28,13 @@ export const POD_TAG = ":pod:";
 export const CLIENT_TAG = ":cli:";
 export const RATE_TAG = ":rl:";
 export function slotKey(prefix: string, tag: string, n: u32): string { return prefix + tag + u64(n).toString(); }
-// The last pod key built: admission and release of one pod reuse one string (and HostStore its UTF-8 bytes).
+// The last pod key built: admission and release of one pod reuse one string (and HostStore its UTF-8 bytes). The
+// prefix is compared by identity (a root passes its config's string every time): no string compare per call.
 let podKeyPrefix = "";
 let podKeySlot: i32 = -1;
 let podKeyLast = "";
 export function podKey(prefix: string, slot: i32): string {
-  if (slot != podKeySlot || prefix != podKeyPrefix) {
+  if (slot != podKeySlot || changetype<usize>(prefix) != changetype<usize>(podKeyPrefix)) {
     podKeyLast = slotKey(prefix, POD_TAG, u32(slot));
     podKeyPrefix = prefix;
     podKeySlot = slot;

@@ -255,12 +255,12 @@ export class Stream {
     if (!root.ensureLease()) return this.contention("", pod);
     const res = root.res;
     res.reset();
-    let hint: i32 = -1;
-    if (pod == root.pod) hint = root.podSlot;
-    acquirePod(root.store, cfg.keyPrefix, cfg.maxPods, pod, hint, root.vm, cfg.maxPerPod, !cfg.enforce,
+    // the slot this VM last found its own pod in (inbound passes root.pod itself: compared by identity, a hint only)
+    const own = changetype<usize>(pod) == changetype<usize>(root.pod);
+    acquirePod(root.store, cfg.keyPrefix, cfg.maxPods, pod, own ? root.podSlot : -1, root.vm, cfg.maxPerPod, !cfg.enforce,
                cfg.casMaxAttempts, res);
     this.noteRetries(res);
-    if (res.slot >= 0 && pod == root.pod) root.podSlot = res.slot;
+    if (res.slot >= 0 && own) root.podSlot = res.slot;
     if (res.outcome == Outcome.Admitted) {
       this.podHeld = i16(res.slot);
       this.pod = pod;
