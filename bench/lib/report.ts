@@ -91,11 +91,11 @@ ${this.misses().length ? `## Misses: why, and what to change\n\n${this.misses().
   * *naive counter*: \`bench/arms/naive_counter.wat\`, get shared data, +1, set with cas 0, 503 when ≥ cap; no CAS.
   * *calls-only*: \`bench/arms/calls_only.wat\` (P1: the filter's 9 host calls per upgrade lifecycle) and
     \`bench/arms/plain_calls.wat\` (P0: the \`upgrade\` read, and the \`:path\` read with the endpoints on) with no
-    guest work: what the calls alone cost.
+    guest work, through the filter's exports (no proxy_on_log / proxy_on_done): what the calls alone cost.
   * *lean module*: \`build/ws-governor-lean.wasm\`, the filter without frame inspection and without body callbacks
     (P0 plain requests, P3 WebSocket messages with inspection off).
 * **P1** lifecycle = \`newStream\` → \`decodeHeaders\` (WebSocket upgrade request) → \`encodeHeaders\` (101) → \`complete()\`
-  (on_log, on_done, on_delete). "Live" streams are admitted streams held open on the same worker VM (the filter's stream table
+  (Envoy's on_log, on_done, on_delete, each made only if exported: the filter has on_delete alone). "Live" streams are admitted streams held open on the same worker VM (the filter's stream table
   and the pod ledger hold them; the SDK's \`context_map\` holds its contexts). Each arm runs in a worker thread of its own
   (\`bench/lib/isolated.ts\`: its own V8 isolate, so its own JIT state and heap; in one isolate the empty module's
   lifecycle measured 0.85 µs or 1.95 µs depending on which other modules had run through the shared emulator code). At
